@@ -1,0 +1,161 @@
+//! `ewindow-phone`: the window's SIP soft-phone.
+//!
+//! `listen` waits for calls (auto-answering them when asked); `call` places one. Both end with
+//! one line saying how the call went and exit 0 only when it was established and ended as
+//! asked. See `docs/architecture.md` for how the modules fit.
+
+mod call;
+mod media;
+mod sdp;
+mod sip;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::media::{AudioSink, AudioSource};
+use crate::sdp::AudioCodec;
+use crate::sip::Transport;
+
+#[derive(Parser, Debug)]
+#[command(name = "ewindow-phone", version, about = "The Electronic Window's SIP soft-phone")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Wait for calls on ADDR:PORT.
+    Listen {
+        /// Local SIP address to listen on.
+        #[arg(long, value_name = "ADDR:PORT")]
+        sip: SocketAddr,
+        /// Answer incoming calls at once (otherwise they ring until cancelled).
+        #[arg(long)]
+        auto_answer: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Call SIP-URI.
+    Call {
+        /// Whom to call, e.g. sip:window@10.0.0.2:5060;transport=tcp.
+        #[arg(value_name = "SIP-URI")]
+        uri: String,
+        /// Local SIP address (default: an ephemeral port on 127.0.0.1).
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:0")]
+        sip: SocketAddr,
+        /// Give up (CANCEL) when the call is not answered within SECS.
+        #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+        ring_timeout: f64,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+/// Flags shared by `listen` and `call`.
+#[derive(Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// SIP transport.
+    #[arg(long, default_value = "udp")]
+    pub transport: Transport,
+    /// Our SIP user name (the window's name).
+    #[arg(long, default_value = "ewindow")]
+    pub name: String,
+    /// Audio source: test (a tone), default, or a PulseAudio/ALSA device name.
+    #[arg(long, default_value = "test")]
+    pub audio_source: AudioSource,
+    /// Audio sink: null (decoded and dropped), default, or a PulseAudio/ALSA device name.
+    #[arg(long, default_value = "null")]
+    pub audio_sink: AudioSink,
+    /// Audio codecs in preference order: opus, pcmu, pcma, speex (both rates), speex16, speex8.
+    #[arg(long, default_value = "opus,pcmu,pcma,speex", value_parser = parse_codecs)]
+    pub codecs: CodecList,
+    /// Jitter buffer latency in milliseconds.
+    #[arg(long, default_value_t = 40)]
+    pub jitter_ms: u32,
+    /// Packetization time in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub ptime: u32,
+    /// End the call when no RTP arrives for SECS.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub rtp_timeout: f64,
+    /// End the (first) call after SECS; `listen` then exits.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Write the call statistics as JSON to PATH when the call ends.
+    #[arg(long, value_name = "PATH")]
+    pub stats_json: Option<PathBuf>,
+    /// Print a statistics line every second during the call.
+    #[arg(long)]
+    pub live_stats: bool,
+}
+
+/// Codecs in preference order (a newtype so that clap takes one comma-separated value).
+#[derive(Clone, Debug)]
+pub struct CodecList(pub Vec<AudioCodec>);
+
+fn parse_codecs(s: &str) -> Result<CodecList, String> {
+    AudioCodec::parse_list(s)
+        .map(CodecList)
+        .map_err(|e| e.to_string())
+}
+
+impl CommonArgs {
+    fn rtp_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.rtp_timeout.max(0.5))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EWINDOW_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rsipstack=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ewindow-phone: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.cmd {
+            Cmd::Listen {
+                sip,
+                auto_answer,
+                common,
+            } => call::listen(sip, auto_answer, common).await,
+            Cmd::Call {
+                uri,
+                sip,
+                ring_timeout,
+                common,
+            } => call::call(&uri, sip, Duration::from_secs_f64(ring_timeout), common).await,
+        }
+    });
+    // Leave without waiting for lingering transport tasks.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("ewindow-phone: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

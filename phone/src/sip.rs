@@ -1,0 +1,689 @@
+//! SIP signalling: the only module that knows rsipstack (pinned `=0.7.14`).
+//!
+//! [`SipAgent`] listens on UDP and TCP on one address, answers what needs no decision
+//! (OPTIONS, requests inside a dialog, malformed requests with 400, requests refused by the
+//! access policy with 403), and hands every new INVITE to the application as an
+//! [`IncomingInvite`]. Calls in both directions are [`Call`]s that deliver [`CallEvent`]s.
+//! Swapping the SIP stack means rewriting this file only.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
+use rsipstack::sip::{Header, Method, Response, SipMessage, StatusCode, Version};
+use rsipstack::transaction::endpoint::TransportEventInspector;
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transaction::{Endpoint, TransactionReceiver};
+use rsipstack::transport::udp::UdpConnection;
+use rsipstack::transport::{TcpListenerConnection, TransportEvent, TransportLayer};
+use rsipstack::EndpointBuilder;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Methods we implement, for `Allow`.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+/// Bodies we accept, for `Accept`.
+pub const ACCEPT: &str = "application/sdp";
+/// Our `User-Agent`.
+pub const USER_AGENT: &str = concat!("ewindow-phone/", env!("CARGO_PKG_VERSION"));
+
+/// SIP transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    /// SIP over UDP.
+    Udp,
+    /// SIP over TCP.
+    Tcp,
+}
+
+impl Transport {
+    /// Lowercase name, as in `;transport=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+/// What the access policy sees of a request from outside a dialog.
+#[derive(Clone, Debug)]
+pub struct Requester {
+    /// The request's source address (Via `received`/`rport`, else the Via host).
+    pub source: Option<SocketAddr>,
+    /// The user part of the From URI.
+    pub from_user: Option<String>,
+}
+
+/// Decides whether a new INVITE or OPTIONS may be served; `false` answers 403.
+pub type AccessPolicy = Arc<dyn Fn(&Requester) -> bool + Send + Sync>;
+
+/// A policy that lets everyone in (until the roster arrives).
+pub fn allow_all() -> AccessPolicy {
+    Arc::new(|_| true)
+}
+
+/// A new INVITE waiting for the application's decision.
+pub struct IncomingInvite {
+    tx: Transaction,
+    /// Who sent it.
+    pub from: Requester,
+    /// The transport it came on.
+    pub transport: Transport,
+    /// The SDP offer (may be empty: offerless INVITE).
+    pub body: Vec<u8>,
+    /// When it arrived.
+    pub received_at: Instant,
+}
+
+/// How a call ended, from SIP's point of view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The peer hung up (BYE).
+    RemoteBye,
+    /// We hung up.
+    LocalBye,
+    /// The caller cancelled before the answer.
+    Cancelled,
+    /// The callee refused with a final status.
+    Rejected(u16, String),
+    /// No answer, or no ACK, in time.
+    Timeout,
+}
+
+/// What happens on a call.
+#[derive(Clone, Debug)]
+pub enum CallEvent {
+    /// The callee is ringing (180/183).
+    Ringing,
+    /// The callee answered (200) with this SDP body; the ACK is already sent.
+    Answered(Vec<u8>),
+    /// The caller acknowledged our 200 (ACK).
+    Acknowledged,
+    /// The call is over.
+    Ended(Ended),
+}
+
+/// Which side of the call we are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Caller,
+    Callee,
+}
+
+/// A call in either direction.
+pub struct Call {
+    dialog: InviteDialog,
+    events: DialogStateReceiver,
+    role: Role,
+    layer: Arc<DialogLayer>,
+    /// Our SDP, used to answer session refreshes.
+    local_sdp: Arc<Mutex<Vec<u8>>>,
+    ended: bool,
+}
+
+/// A SIP user agent listening on UDP and TCP.
+pub struct SipAgent {
+    endpoint: Endpoint,
+    layer: Arc<DialogLayer>,
+    token: CancellationToken,
+    local: SocketAddr,
+    user: String,
+}
+
+/// Picks a port free on both UDP and TCP at `ip` (rsipstack advertises port 0 literally).
+fn concrete_port(addr: SocketAddr) -> Result<SocketAddr> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    for _ in 0..50 {
+        let udp = std::net::UdpSocket::bind(SocketAddr::new(addr.ip(), 0))?;
+        let port = udp.local_addr()?.port();
+        if std::net::TcpListener::bind(SocketAddr::new(addr.ip(), port)).is_ok() {
+            return Ok(SocketAddr::new(addr.ip(), port));
+        }
+    }
+    bail!("no port free for both UDP and TCP on {}", addr.ip())
+}
+
+impl SipAgent {
+    /// Listens on UDP and TCP at `bind` and starts serving. New INVITEs arrive on the returned
+    /// channel; `policy` decides who may call or ping us.
+    pub async fn start(
+        bind: SocketAddr,
+        user: &str,
+        policy: AccessPolicy,
+    ) -> Result<(SipAgent, mpsc::Receiver<IncomingInvite>)> {
+        if bind.ip().is_unspecified() {
+            bail!("listen on a concrete address (the overlay address), not {bind}");
+        }
+        let bind = concrete_port(bind)?;
+        std::net::TcpListener::bind(bind)
+            .with_context(|| format!("SIP TCP port {bind} is taken"))?;
+        let token = CancellationToken::new();
+        let layer = TransportLayer::new(token.child_token());
+        let udp = UdpConnection::create_connection(bind, None, Some(token.child_token()))
+            .await
+            .with_context(|| format!("binding SIP UDP {bind}"))?;
+        layer.add_transport(udp.into());
+        let tcp = TcpListenerConnection::new(bind.into(), None)
+            .await
+            .with_context(|| format!("binding SIP TCP {bind}"))?;
+        layer.add_transport(tcp.into());
+        let endpoint = EndpointBuilder::new()
+            .with_user_agent(USER_AGENT)
+            .with_transport_layer(layer)
+            .with_cancel_token(token.child_token())
+            .with_transport_inspector(Box::new(Guard))
+            .build();
+        let incoming = endpoint
+            .incoming_transactions()
+            .map_err(|e| anyhow!("SIP endpoint: {e}"))?;
+        let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+        let inner = endpoint.inner.clone();
+        tokio::spawn(async move {
+            let _ = inner.serve().await;
+        });
+        // Let the TCP listener bind before anyone is told where we are.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (tx, rx) = mpsc::channel(8);
+        tokio::spawn(serve_incoming(
+            incoming,
+            dialogs.clone(),
+            tx,
+            policy,
+            token.clone(),
+        ));
+        Ok((
+            SipAgent {
+                endpoint,
+                layer: dialogs,
+                token,
+                local: bind,
+                user: user.to_string(),
+            },
+            rx,
+        ))
+    }
+
+    /// The address we listen on (UDP and TCP).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    fn contact(&self, transport: Transport) -> Result<rsipstack::sip::Uri> {
+        let text = match transport {
+            Transport::Udp => format!("sip:{}@{}", self.user, fmt_host(self.local)),
+            Transport::Tcp => format!(
+                "sip:{}@{};transport=tcp",
+                self.user,
+                fmt_host(self.local)
+            ),
+        };
+        text.as_str()
+            .try_into()
+            .map_err(|e| anyhow!("bad contact {text}: {e}"))
+    }
+
+    /// Refuses an INVITE with a final status (486, 488, 403, 400 …).
+    pub async fn reject(&self, invite: IncomingInvite, status: u16) {
+        let mut tx = invite.tx;
+        let code = StatusCode::from(status);
+        let headers = vec![Header::Allow(ALLOW.into()), Header::Accept(ACCEPT.into())];
+        if let Err(e) = tx.reply_with(code, headers, None).await {
+            tracing::warn!("sending {status}: {e}");
+        }
+        // Keep the transaction alive so that Timer G resends and the ACK is absorbed.
+        tokio::spawn(async move { while tx.receive().await.is_some() {} });
+    }
+
+    /// Sends 180 Ringing for an INVITE and returns the call, not yet answered.
+    pub fn ring(&self, invite: IncomingInvite) -> Result<Call> {
+        let mut tx = invite.tx;
+        let contact = self.contact(invite.transport)?;
+        let (state_tx, events) = self.layer.new_dialog_state_channel();
+        let dialog = match self
+            .layer
+            .get_or_create_server_invite(&tx, state_tx, None, Some(contact))
+        {
+            Ok(d) => d,
+            Err(e) => {
+                tokio::spawn(async move {
+                    let _ = tx.reply(StatusCode::BadRequest).await;
+                    while tx.receive().await.is_some() {}
+                });
+                bail!("unusable INVITE: {e}");
+            }
+        };
+        let mut handler = dialog.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handler.handle(&mut tx).await {
+                tracing::debug!("server INVITE transaction: {e}");
+            }
+        });
+        dialog
+            .ringing(None, None)
+            .map_err(|e| anyhow!("sending 180: {e}"))?;
+        Ok(Call {
+            dialog,
+            events,
+            role: Role::Callee,
+            layer: self.layer.clone(),
+            local_sdp: Arc::new(Mutex::new(Vec::new())),
+            ended: false,
+        })
+    }
+
+    /// Calls `target` (a SIP URI) over `transport` with an SDP offer.
+    pub fn invite(&self, target: &str, transport: Transport, offer: String) -> Result<Call> {
+        let mut target = target.to_string();
+        if transport == Transport::Tcp && !target.to_ascii_lowercase().contains("transport=") {
+            target.push_str(";transport=tcp");
+        }
+        let callee: rsipstack::sip::Uri = target
+            .as_str()
+            .try_into()
+            .map_err(|e| anyhow!("bad SIP URI `{target}`: {e}"))?;
+        let caller_text = format!("sip:{}@{}", self.user, fmt_host(self.local));
+        let caller = caller_text
+            .as_str()
+            .try_into()
+            .map_err(|e| anyhow!("bad caller URI {caller_text}: {e}"))?;
+        let opt = InviteOption {
+            caller_display_name: Some(self.user.clone()),
+            caller,
+            callee,
+            contact: self.contact(transport)?,
+            content_type: Some("application/sdp".into()),
+            offer: Some(offer.clone().into_bytes()),
+            ..Default::default()
+        };
+        let (state_tx, events) = self.layer.new_dialog_state_channel();
+        let (dialog, join) = self
+            .layer
+            .do_invite_async(opt, state_tx)
+            .map_err(|e| anyhow!("sending INVITE to {target}: {e}"))?;
+        // The join handle must not be dropped while unconfirmed (that cancels the INVITE).
+        tokio::spawn(async move {
+            let _ = join.await;
+        });
+        Ok(Call {
+            dialog,
+            events,
+            role: Role::Caller,
+            layer: self.layer.clone(),
+            local_sdp: Arc::new(Mutex::new(offer.into_bytes())),
+            ended: false,
+        })
+    }
+
+    /// Stops listening. Calls still up are hung up first.
+    pub async fn shutdown(self) {
+        for id in self.layer.all_dialog_ids() {
+            if let Some(d) = self.layer.get_dialog_with(&id) {
+                let _ = tokio::time::timeout(Duration::from_secs(2), d.hangup()).await;
+            }
+        }
+        self.token.cancel();
+        drop(self.endpoint);
+    }
+}
+
+impl Call {
+    /// Answers (200 OK) with our SDP. The call is up; the ACK follows as an event.
+    pub fn accept(&mut self, answer: String) -> Result<()> {
+        if matches!(self.dialog.state(), DialogState::Terminated(..)) {
+            bail!("the call was cancelled before we answered");
+        }
+        let body = answer.into_bytes();
+        if let Ok(mut sdp) = self.local_sdp.lock() {
+            *sdp = body.clone();
+        }
+        self.dialog
+            .accept(
+                Some(vec![
+                    Header::ContentType("application/sdp".into()),
+                    Header::Allow(ALLOW.into()),
+                ]),
+                Some(body),
+            )
+            .map_err(|e| anyhow!("sending 200: {e}"))
+    }
+
+    /// The next event. Requests inside the dialog that need no decision are answered here.
+    pub async fn next_event(&mut self) -> CallEvent {
+        if self.ended {
+            return std::future::pending().await;
+        }
+        loop {
+            let Some(state) = self.events.recv().await else {
+                self.ended = true;
+                return CallEvent::Ended(Ended::Timeout);
+            };
+            match state {
+                DialogState::Early(_, _) if self.role == Role::Caller => {
+                    return CallEvent::Ringing
+                }
+                DialogState::Confirmed(_, resp) => {
+                    return match self.role {
+                        Role::Caller => CallEvent::Answered(resp.body),
+                        Role::Callee => CallEvent::Acknowledged,
+                    }
+                }
+                DialogState::Updated(_, _, handle) => {
+                    // A session refresh: answer with the session we have.
+                    let sdp = self.local_sdp.lock().map(|s| s.clone()).unwrap_or_default();
+                    let _ = handle
+                        .respond(
+                            StatusCode::OK,
+                            Some(vec![Header::ContentType("application/sdp".into())]),
+                            Some(sdp),
+                        )
+                        .await;
+                }
+                DialogState::Info(_, _, handle) | DialogState::Options(_, _, handle) => {
+                    let _ = handle.reply(StatusCode::OK).await;
+                }
+                DialogState::Notify(_, _, handle)
+                | DialogState::Refer(_, _, handle)
+                | DialogState::Message(_, _, handle)
+                | DialogState::Publish(_, _, handle) => {
+                    let _ = handle.reply(StatusCode::MethodNotAllowed).await;
+                }
+                DialogState::Terminated(id, reason) => {
+                    self.layer.remove_dialog(&id);
+                    self.ended = true;
+                    return CallEvent::Ended(self.map_end(reason));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn map_end(&self, reason: TerminatedReason) -> Ended {
+        use TerminatedReason as T;
+        match (reason, self.role) {
+            (T::UacBye, Role::Callee) | (T::UasBye, Role::Caller) => Ended::RemoteBye,
+            (T::UacBye, Role::Caller) | (T::UasBye, Role::Callee) => Ended::LocalBye,
+            (T::UacCancel, _) => Ended::Cancelled,
+            (T::Timeout, _) => Ended::Timeout,
+            (T::UasBusy, _) | (T::UacBusy, _) => Ended::Rejected(486, "Busy Here".into()),
+            (T::UasDecline, _) => Ended::Rejected(603, "Decline".into()),
+            (T::UasOther(code), Role::Caller) if u16::from(code.clone()) == 487 => {
+                Ended::Cancelled
+            }
+            (T::UasOther(code), _)
+            | (T::UacOther(code), _)
+            | (T::ProxyError(code), _) => {
+                let n = u16::from(code.clone());
+                if n == 408 {
+                    Ended::Timeout
+                } else {
+                    Ended::Rejected(n, code.to_string())
+                }
+            }
+            (T::ProxyAuthRequired, _) => Ended::Rejected(407, "Proxy Authentication Required".into()),
+        }
+    }
+
+    /// Cancels an unanswered outgoing call.
+    pub async fn cancel(&self) -> Result<()> {
+        self.dialog
+            .cancel()
+            .await
+            .map_err(|e| anyhow!("sending CANCEL: {e}"))
+    }
+
+    /// Hangs up: BYE when the call is up, CANCEL (caller) or 480 (callee) before that.
+    pub async fn hangup(&self) -> Result<()> {
+        if self.role == Role::Callee && !matches!(self.dialog.state(), DialogState::Confirmed(..) | DialogState::WaitAck(..)) {
+            return self
+                .dialog
+                .reject(Some(StatusCode::TemporarilyUnavailable), None)
+                .map_err(|e| anyhow!("refusing the call: {e}"));
+        }
+        match tokio::time::timeout(Duration::from_secs(5), self.dialog.hangup()).await {
+            Ok(r) => r.map_err(|e| anyhow!("sending BYE: {e}")),
+            Err(_) => bail!("no answer to our BYE within 5 s"),
+        }
+    }
+}
+
+fn fmt_host(addr: SocketAddr) -> String {
+    match addr.ip() {
+        IpAddr::V4(_) => addr.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()),
+    }
+}
+
+/// The source of a request as the transport layer stamped it into the top Via.
+fn requester(req: &rsipstack::sip::Request) -> Requester {
+    let from_user = req
+        .from_header()
+        .ok()
+        .and_then(|f| f.typed().ok())
+        .and_then(|f| f.uri.user().map(str::to_string));
+    let source = req.via_header().ok().and_then(|v| v.typed().ok()).and_then(|via| {
+        let mut host: Option<IpAddr> = match &via.uri.host_with_port.host {
+            rsipstack::sip::Host::IpAddr(ip) => Some(*ip),
+            _ => None,
+        };
+        let mut port: u16 = via
+            .uri
+            .host_with_port
+            .port
+            .as_ref()
+            .map(|p| p.value())
+            .unwrap_or(5060);
+        for p in &via.params {
+            match p {
+                rsipstack::sip::Param::Received(r) => {
+                    if let Ok(ip) = r.value().parse() {
+                        host = Some(ip);
+                    }
+                }
+                rsipstack::sip::Param::Other(k, Some(v))
+                    if k.value().eq_ignore_ascii_case("rport") =>
+                {
+                    if let Ok(n) = v.value().parse() {
+                        port = n;
+                    }
+                }
+                _ => {}
+            }
+        }
+        host.map(|h| SocketAddr::new(h, port))
+    });
+    Requester { source, from_user }
+}
+
+/// Logs a refused request at most once per second.
+struct RateLimitedLog {
+    last: Mutex<Option<Instant>>,
+}
+
+impl RateLimitedLog {
+    fn warn(&self, msg: &str) {
+        let mut last = match self.last.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            *last = Some(Instant::now());
+            tracing::warn!("{msg}");
+        }
+    }
+}
+
+async fn serve_incoming(
+    mut incoming: TransactionReceiver,
+    dialogs: Arc<DialogLayer>,
+    invites: mpsc::Sender<IncomingInvite>,
+    policy: AccessPolicy,
+    token: CancellationToken,
+) {
+    let refused = RateLimitedLog {
+        last: Mutex::new(None),
+    };
+    loop {
+        let mut tx = tokio::select! {
+            _ = token.cancelled() => break,
+            t = incoming.recv() => match t { Some(t) => t, None => break },
+        };
+        let req = &tx.original;
+        // No To header: the stack cannot build a reply itself.
+        if req.to_header().is_err() {
+            let resp = bad_request(req);
+            let _ = tx.respond(resp).await;
+            continue;
+        }
+        let in_dialog = req
+            .to_header()
+            .ok()
+            .and_then(|t| t.tag().ok().flatten())
+            .is_some();
+        if in_dialog {
+            match dialogs.match_dialog(&tx) {
+                Some(mut d) => {
+                    tokio::spawn(async move {
+                        let _ = d.handle(&mut tx).await;
+                    });
+                }
+                None => {
+                    let _ = tx.reply(StatusCode::CallTransactionDoesNotExist).await;
+                }
+            }
+            continue;
+        }
+        let method = req.method;
+        let who = requester(req);
+        if matches!(method, Method::Invite | Method::Options) && !policy(&who) {
+            refused.warn(&format!(
+                "refused {method} from {:?} (user {:?}): not a member",
+                who.source, who.from_user
+            ));
+            let _ = tx.reply(StatusCode::Forbidden).await;
+            continue;
+        }
+        match method {
+            Method::Options => {
+                let headers = vec![Header::Allow(ALLOW.into()), Header::Accept(ACCEPT.into())];
+                let _ = tx.reply_with(StatusCode::OK, headers, None).await;
+            }
+            Method::Invite => {
+                if req.contact_header().is_err() {
+                    let _ = tx.reply(StatusCode::BadRequest).await;
+                    tokio::spawn(async move { while tx.receive().await.is_some() {} });
+                    continue;
+                }
+                let transport = match tx.connection.as_ref().map(|c| c.transport()) {
+                    Some(rsipstack::sip::Transport::Tcp) => Transport::Tcp,
+                    _ => Transport::Udp,
+                };
+                let body = req.body.clone();
+                let invite = IncomingInvite {
+                    tx,
+                    from: who,
+                    transport,
+                    body,
+                    received_at: Instant::now(),
+                };
+                if let Err(mpsc::error::TrySendError::Full(inv) | mpsc::error::TrySendError::Closed(inv)) =
+                    invites.try_send(invite)
+                {
+                    let mut tx = inv.tx;
+                    let _ = tx.reply(StatusCode::BusyHere).await;
+                    tokio::spawn(async move { while tx.receive().await.is_some() {} });
+                }
+            }
+            Method::Bye | Method::Cancel => {
+                let _ = tx.reply(StatusCode::CallTransactionDoesNotExist).await;
+            }
+            Method::Ack => {}
+            _ => {
+                let headers = vec![Header::Allow(ALLOW.into())];
+                let _ = tx
+                    .reply_with(StatusCode::MethodNotAllowed, headers, None)
+                    .await;
+            }
+        }
+    }
+}
+
+/// A 400 built from whatever headers of the request are usable.
+fn bad_request(req: &rsipstack::sip::Request) -> Response {
+    let mut headers = req.headers.clone();
+    headers.retain(|h| {
+        matches!(
+            h,
+            Header::Via(_) | Header::From(_) | Header::To(_) | Header::CallId(_) | Header::CSeq(_)
+        )
+    });
+    headers.push(Header::ContentLength(0u32.into()));
+    Response {
+        status_code: StatusCode::BadRequest,
+        wire_reason: None,
+        version: Version::V2,
+        headers,
+        body: vec![],
+    }
+}
+
+/// Why a request is malformed beyond what the stack checks, if it is.
+fn malformed(req: &rsipstack::sip::Request) -> Option<&'static str> {
+    if req.call_id_header().is_err() {
+        return Some("no Call-ID");
+    }
+    let Ok(cseq) = req.cseq_header() else {
+        return Some("no CSeq");
+    };
+    if cseq.seq().is_err() {
+        return Some("bad CSeq number");
+    }
+    match cseq.method() {
+        Ok(m) if m == req.method => {}
+        _ => return Some("CSeq method differs from the request line"),
+    }
+    if req.method != Method::Ack && req.method != Method::Cancel {
+        let tagged = req
+            .from_header()
+            .ok()
+            .and_then(|f| f.tag().ok().flatten())
+            .is_some();
+        if !tagged {
+            return Some("From without tag");
+        }
+    }
+    if let Some(cl) = req.header_value("Content-Length") {
+        match cl.trim().parse::<usize>() {
+            Ok(n) if n == req.body.len() => {}
+            _ => return Some("Content-Length does not match the body"),
+        }
+    }
+    None
+}
+
+/// Answers malformed requests with 400 before the transaction layer sees them.
+struct Guard;
+
+#[async_trait::async_trait]
+impl TransportEventInspector for Guard {
+    async fn handle(&self, event: TransportEvent) -> Option<TransportEvent> {
+        if let TransportEvent::Incoming(SipMessage::Request(req), conn, from) = &event {
+            if let Some(why) = malformed(req) {
+                tracing::debug!("400 to {from}: {why}");
+                if req.method != Method::Ack && req.via_header().is_ok() {
+                    let _ = conn.send(bad_request(req).into(), None).await;
+                }
+                return None;
+            }
+        }
+        Some(event)
+    }
+}

@@ -1,0 +1,22 @@
+//! `cargo xtask bench …`: benchmarks that print tables of measured numbers, never pass/fail.
+//!
+//! Each benchmark is a `harness = false` bench target of the crate it measures, so it shares
+//! that crate's test harness for real peers (baresip); xtask only builds it in release mode
+//! and runs it.
+
+use anyhow::Result;
+use clap::Subcommand;
+
+/// The benchmarks.
+#[derive(Subcommand, Clone, Copy)]
+pub enum Bench {
+    /// Call setup, CPU and peak RSS of a 20 s Opus call: ours→baresip against baresip→baresip.
+    Phone,
+}
+
+/// Runs one benchmark.
+pub fn run(what: Bench) -> Result<()> {
+    match what {
+        Bench::Phone => crate::cargo(&["bench", "-p", "ewindow-phone", "--bench", "phone"]),
+    }
+}

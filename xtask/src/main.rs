@@ -1,0 +1,114 @@
+//! `cargo xtask …`: the project's build, demo, tests and benchmarks, in Rust rather than shell.
+
+mod bench;
+mod debian;
+mod demo;
+mod proc;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "ewindow's build, demo, tests and benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Two phones on loopback call each other with test sources and print live statistics.
+    Demo {
+        /// Seconds the call lasts.
+        #[arg(long, default_value_t = 10)]
+        duration: u32,
+        /// Audio codecs to offer, in preference order.
+        #[arg(long, default_value = "opus")]
+        codecs: String,
+        /// SIP transport.
+        #[arg(long, default_value = "udp")]
+        transport: String,
+    },
+    /// Install missing Debian packages, then fmt check, clippy -D warnings, and every test.
+    Test {
+        /// Extra arguments passed to `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Install the Debian packages the build, the tests and the demo need.
+    Deps,
+    /// Benchmarks that print numbers (never pass/fail).
+    Bench {
+        #[command(subcommand)]
+        what: bench::Bench,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Demo {
+            duration,
+            codecs,
+            transport,
+        } => {
+            debian::ensure(debian::RUNTIME)?;
+            demo::run(duration, &codecs, &transport)
+        }
+        Cmd::Test { args } => test(&args),
+        Cmd::Deps => debian::ensure(debian::ALL),
+        Cmd::Bench { what } => {
+            debian::ensure(debian::ALL)?;
+            bench::run(what)
+        }
+    }
+}
+
+/// The workspace root (the parent of `xtask/`).
+pub fn root() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    dir.parent().map(PathBuf::from).unwrap_or(dir)
+}
+
+/// Runs `cargo ARGS` in the workspace root, failing on a non-zero exit.
+pub fn cargo(args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("running {cargo}"))?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    debian::ensure(debian::ALL)?;
+    cargo(&["fmt", "--all", "--", "--check"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    let mut args = vec!["test", "--workspace"];
+    args.extend(extra.iter().map(String::as_str));
+    cargo(&args)
+}

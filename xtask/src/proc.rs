@@ -1,0 +1,118 @@
+//! Child processes for the demo and benchmarks: spawn with prefixed output, wait for a line,
+//! and read CPU time and peak memory from `/proc`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// A child whose stdout and stderr lines are echoed with a prefix and also sent to a channel.
+pub struct Running {
+    /// The process.
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+/// Spawns `cmd`, echoing each output line as `[name] line` when `echo` is set.
+pub fn spawn(name: &str, mut cmd: Command, echo: bool) -> Result<Running> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {name}: {cmd:?}"))?;
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take();
+    let err = child.stderr.take();
+    for stream in [
+        out.map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+        err.map(|e| Box::new(e) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let tx = tx.clone();
+        let name = name.to_string();
+        thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if echo {
+                    println!("[{name}] {line}");
+                }
+                let _ = tx.send(line);
+            }
+        });
+    }
+    Ok(Running { child, lines: rx })
+}
+
+impl Running {
+    /// Waits until an output line contains `needle`, returning that line.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("timed out after {timeout:?} waiting for `{needle}`");
+            }
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Ok(line),
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    bail!("process ended before printing `{needle}`")
+                }
+            }
+        }
+    }
+
+    /// Waits for the process to exit, killing it after `timeout`.
+    pub fn finish(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return Ok(self.child.wait()?);
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// CPU time (user + system) and peak resident memory of a live process.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Usage {
+    /// CPU seconds consumed so far.
+    pub cpu_s: f64,
+    /// Peak resident set size in KiB (`VmHWM`).
+    pub peak_rss_kib: u64,
+}
+
+/// Reads [`Usage`] of `pid` from `/proc`.
+pub fn usage(pid: u32) -> Result<Usage> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("malformed /proc/PID/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); utime is field 14, stime 15.
+    let utime: f64 = fields.get(11).context("no utime")?.parse()?;
+    let stime: f64 = fields.get(12).context("no stime")?.parse()?;
+    let ticks = 100.0; // USER_HZ on Linux
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let peak = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok(Usage {
+        cpu_s: (utime + stime) / ticks,
+        peak_rss_kib: peak,
+    })
+}
