@@ -1,5 +1,4 @@
-//! Child processes for the demo and benchmarks: spawn with prefixed output, wait for a line,
-//! and read CPU time and peak memory from `/proc`.
+//! Child processes for the demo: spawn with prefixed output and wait for a line.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -80,39 +79,4 @@ impl Running {
             thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-/// CPU time (user + system) and peak resident memory of a live process.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Usage {
-    /// CPU seconds consumed so far.
-    pub cpu_s: f64,
-    /// Peak resident set size in KiB (`VmHWM`).
-    pub peak_rss_kib: u64,
-}
-
-/// Reads [`Usage`] of `pid` from `/proc`.
-pub fn usage(pid: u32) -> Result<Usage> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("malformed /proc/PID/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); utime is field 14, stime 15.
-    let utime: f64 = fields.get(11).context("no utime")?.parse()?;
-    let stime: f64 = fields.get(12).context("no stime")?.parse()?;
-    let ticks = 100.0; // USER_HZ on Linux
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let peak = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    Ok(Usage {
-        cpu_s: (utime + stime) / ticks,
-        peak_rss_kib: peak,
-    })
 }

@@ -1,0 +1,127 @@
+//! `cargo xtask bench phone`: a 20 s Opus call, ours→baresip against baresip→baresip, in one
+//! run. Prints call setup time, CPU % and peak RSS per side, and the ratios. Numbers only:
+//! nothing here passes or fails.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const CALL_SECS: u64 = 20;
+
+#[derive(Default, Clone, Copy)]
+struct Side {
+    setup_ms: Option<f64>,
+    cpu_pct: f64,
+    rss_mib: f64,
+}
+
+/// CPU % over the middle of the call and peak RSS at its end.
+fn measure(pids: &[u32], from: Instant) -> Vec<Side> {
+    // Skip the first second (start-up), measure until one second before the end.
+    std::thread::sleep(Duration::from_secs(1).saturating_sub(from.elapsed()));
+    let t0 = Instant::now();
+    let start: Vec<_> = pids.iter().map(|p| proc_usage(*p)).collect();
+    std::thread::sleep(Duration::from_secs(CALL_SECS - 2));
+    let wall = t0.elapsed().as_secs_f64();
+    pids.iter()
+        .zip(start)
+        .map(|(pid, s0)| match (s0, proc_usage(*pid)) {
+            (Some((c0, _)), Some((c1, hwm))) => Side {
+                setup_ms: None,
+                cpu_pct: (c1 - c0) / wall * 100.0,
+                rss_mib: hwm as f64 / 1024.0,
+            },
+            _ => Side::default(),
+        })
+        .collect()
+}
+
+fn ours_to_baresip() -> (Side, Side) {
+    let mut peer = Baresip::start("bench-callee", BaresipCodec::Opus);
+    let json = temp_dir("bench").join("ours.json");
+    let mut a = phone_call(
+        &peer.uri(),
+        &[
+            "--codecs",
+            "opus",
+            "--duration",
+            &CALL_SECS.to_string(),
+            "--stats-json",
+            json.to_str().unwrap(),
+        ],
+    );
+    a.wait_for("call established", Duration::from_secs(10))
+        .expect("our call to baresip was not established");
+    let est = Instant::now();
+    let sides = measure(&[a.child.id(), peer.proc.child.id()], est);
+    let (ok, out) = a.finish(Duration::from_secs(15));
+    assert!(ok, "the benchmark call failed:\n{out}");
+    peer.wait_call_end(Duration::from_secs(10));
+    let mut ours = sides[0];
+    ours.setup_ms = read_stats(&json).setup_ms.map(|v| v as f64);
+    (ours, sides[1])
+}
+
+fn baresip_to_baresip() -> (Side, Side) {
+    let mut callee = Baresip::start("bench-b2", BaresipCodec::Opus);
+    let mut caller = Baresip::start("bench-a2", BaresipCodec::Opus);
+    let t0 = Instant::now();
+    caller.command("dial", &callee.uri());
+    caller
+        .proc
+        .wait_for("incoming rtp for 'audio' established", Duration::from_secs(10))
+        .expect("baresip→baresip call did not carry RTP");
+    let setup = t0.elapsed().as_secs_f64() * 1000.0;
+    let sides = measure(&[caller.proc.child.id(), callee.proc.child.id()], t0);
+    caller.command("hangup", "");
+    callee.wait_call_end(Duration::from_secs(10));
+    let mut c = sides[0];
+    c.setup_ms = Some(setup);
+    (c, sides[1])
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}×", a / b)
+    } else {
+        "-".into()
+    }
+}
+
+fn main() {
+    println!("bench phone: {CALL_SECS} s Opus call on loopback, test tone, null sink");
+    let (ours, their_callee) = ours_to_baresip();
+    let (their_caller, their_callee2) = baresip_to_baresip();
+    let fmt = |s: &Side| {
+        format!(
+            "{:>9} | {:>6.1} | {:>8.1}",
+            s.setup_ms.map_or("-".into(), |v| format!("{v:.0}")),
+            s.cpu_pct,
+            s.rss_mib
+        )
+    };
+    println!();
+    println!("| call               | side    | setup ms | CPU %  | RSS MiB |");
+    println!("|--------------------|---------|----------|--------|---------|");
+    println!("| ours→baresip       | caller  | {} |", fmt(&ours));
+    println!("| ours→baresip       | callee  | {} |", fmt(&their_callee));
+    println!("| baresip→baresip    | caller  | {} |", fmt(&their_caller));
+    println!("| baresip→baresip    | callee  | {} |", fmt(&their_callee2));
+    println!();
+    println!(
+        "ratios, our caller / baresip caller: setup {}, CPU {}, peak RSS {}",
+        ratio(
+            ours.setup_ms.unwrap_or(0.0),
+            their_caller.setup_ms.unwrap_or(0.0)
+        ),
+        ratio(ours.cpu_pct, their_caller.cpu_pct),
+        ratio(ours.rss_mib, their_caller.rss_mib)
+    );
+    println!(
+        "setup: ours = INVITE sent → first decoded audio buffer (our stats); baresip = dial → \
+         first RTP received (its log); both include SIP over loopback."
+    );
+}

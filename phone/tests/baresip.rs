@@ -1,0 +1,133 @@
+//! Our phone against baresip 1.0, the stack the original Electronic Window used, both ways.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use ewindow_protocol::{EndReason, StreamDirection};
+
+/// 90 % of the 250 frames a 5 s call at 20 ms carries.
+const MIN_FRAMES: u64 = 225;
+
+fn phone_calls_baresip(codec: BaresipCodec, transport: &str) {
+    let mut peer = Baresip::start("bob", codec);
+    let dir = temp_dir("to-baresip");
+    let json = dir.join("a.json");
+    let codecs = match codec {
+        BaresipCodec::Opus => "opus,pcmu",
+        BaresipCodec::Pcmu => "pcmu,opus",
+    };
+    let mut a = phone_call(
+        &peer.uri(),
+        &[
+            "--transport",
+            transport,
+            "--codecs",
+            codecs,
+            "--duration",
+            "5",
+            "--stats-json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let (ok, out) = a.finish(Duration::from_secs(30));
+    assert!(ok, "our call to baresip failed:\n{out}");
+    let theirs = peer
+        .wait_call_end(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("baresip did not end the call:\n{}", peer.proc.seen.join("\n")));
+    let ours = read_stats(&json);
+    assert_eq!(ours.end_reason, Some(EndReason::LocalBye));
+    let recv = ours.stream("audio", StreamDirection::Recv).unwrap();
+    let expected = match codec {
+        BaresipCodec::Opus => "opus",
+        BaresipCodec::Pcmu => "pcmu",
+    };
+    assert_eq!(recv.codec, expected);
+    assert!(recv.decoded >= MIN_FRAMES, "we decoded {}", recv.decoded);
+    assert!(
+        theirs.rx_packets >= MIN_FRAMES,
+        "baresip received {} packets",
+        theirs.rx_packets
+    );
+}
+
+fn baresip_calls_phone(codec: BaresipCodec) {
+    let mut peer = Baresip::start("carol", codec);
+    let dir = temp_dir("from-baresip");
+    let json = dir.join("b.json");
+    let port = free_port();
+    let mut b = phone_listen(
+        port,
+        &[
+            "--auto-answer",
+            "--duration",
+            "5",
+            "--stats-json",
+            json.to_str().unwrap(),
+        ],
+    );
+    peer.command("dial", &format!("sip:ewindow@127.0.0.1:{port}"));
+    let (ok, out) = b.finish(Duration::from_secs(30));
+    assert!(ok, "answering baresip failed:\n{out}");
+    let theirs = peer
+        .wait_call_end(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("baresip did not see the BYE:\n{}", peer.proc.seen.join("\n")));
+    let ours = read_stats(&json);
+    assert_eq!(ours.end_reason, Some(EndReason::LocalBye));
+    let recv = ours.stream("audio", StreamDirection::Recv).unwrap();
+    assert!(recv.decoded >= MIN_FRAMES, "we decoded {}", recv.decoded);
+    assert!(
+        theirs.rx_packets >= MIN_FRAMES,
+        "baresip received {} packets",
+        theirs.rx_packets
+    );
+}
+
+#[test]
+fn phone_calls_baresip_with_opus_over_udp() {
+    phone_calls_baresip(BaresipCodec::Opus, "udp");
+}
+
+#[test]
+fn phone_calls_baresip_with_pcmu_over_tcp() {
+    phone_calls_baresip(BaresipCodec::Pcmu, "tcp");
+}
+
+#[test]
+fn baresip_calls_phone_with_opus() {
+    baresip_calls_phone(BaresipCodec::Opus);
+}
+
+#[test]
+fn baresip_calls_phone_with_pcmu() {
+    baresip_calls_phone(BaresipCodec::Pcmu);
+}
+
+#[test]
+fn baresip_hangs_up_and_phone_sees_remote_bye() {
+    let peer = Baresip::start("dave", BaresipCodec::Opus);
+    let dir = temp_dir("baresip-bye");
+    let json = dir.join("b.json");
+    let port = free_port();
+    let mut b = phone_listen(
+        port,
+        &[
+            "--auto-answer",
+            "--duration",
+            "30",
+            "--stats-json",
+            json.to_str().unwrap(),
+        ],
+    );
+    peer.command("dial", &format!("sip:ewindow@127.0.0.1:{port}"));
+    assert!(
+        b.wait_for("incoming call", Duration::from_secs(10)).is_some(),
+        "no call arrived"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    peer.command("hangup", "");
+    let (ok, out) = b.finish(Duration::from_secs(15));
+    assert!(ok, "{out}");
+    assert_eq!(read_stats(&json).end_reason, Some(EndReason::RemoteBye));
+}
