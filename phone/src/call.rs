@@ -92,7 +92,15 @@ pub async fn listen(bind: SocketAddr, auto_answer: bool, args: CommonArgs) -> Re
             i = invites.recv() => match i { Some(i) => i, None => bail!("SIP endpoint stopped") },
             _ = shutdown.wait() => { agent.shutdown().await; return Ok("stopped".into()); }
         };
-        let outcome = answer(&agent, invite, auto_answer, &args, &mut invites, &mut shutdown).await;
+        let outcome = answer(
+            &agent,
+            invite,
+            auto_answer,
+            &args,
+            &mut invites,
+            &mut shutdown,
+        )
+        .await;
         write_stats(&args, &outcome.stats);
         if args.duration.is_some() {
             agent.shutdown().await;
@@ -120,7 +128,11 @@ async fn answer(
         Ok(s) => s,
         Err(e) => {
             agent.reject(invite, 503).await;
-            return failed(EndReason::MediaError, Some(503), format!("refused {who}: {e:#}"));
+            return failed(
+                EndReason::MediaError,
+                Some(503),
+                format!("refused {who}: {e:#}"),
+            );
         }
     };
     let local = local_audio(&sockets, args);
@@ -135,7 +147,11 @@ async fn answer(
             } else {
                 EndReason::Rejected
             };
-            return failed(reason, Some(status), format!("refused {who} with {status}: {e}"));
+            return failed(
+                reason,
+                Some(status),
+                format!("refused {who} with {status}: {e}"),
+            );
         }
     };
     if neg.is_secure() {
@@ -170,7 +186,16 @@ async fn answer(
     if let Err(e) = call.accept(answer_sdp) {
         return failed(EndReason::Cancel, None, format!("call from {who}: {e:#}"));
     }
-    run_call(call, sockets, &neg, args, started, Some((agent, invites)), shutdown).await
+    run_call(
+        call,
+        sockets,
+        &neg,
+        args,
+        started,
+        Some((agent, invites)),
+        shutdown,
+    )
+    .await
 }
 
 /// `ewindow-phone call`.
@@ -182,7 +207,15 @@ pub async fn call(
 ) -> Result<String> {
     let (agent, mut invites) = SipAgent::start(bind, &args.name, sip::allow_all()).await?;
     let mut shutdown = Shutdown::new()?;
-    let outcome = place(&agent, uri, ring_timeout, &args, &mut invites, &mut shutdown).await;
+    let outcome = place(
+        &agent,
+        uri,
+        ring_timeout,
+        &args,
+        &mut invites,
+        &mut shutdown,
+    )
+    .await;
     write_stats(&args, &outcome.stats);
     agent.shutdown().await;
     if outcome.ok {
@@ -264,7 +297,16 @@ async fn place(
         }
     };
     tracing::info!(codec = neg.format.codec.name(), "call established");
-    run_call(call, sockets, &neg, args, started, Some((agent, invites)), shutdown).await
+    run_call(
+        call,
+        sockets,
+        &neg,
+        args,
+        started,
+        Some((agent, invites)),
+        shutdown,
+    )
+    .await
 }
 
 /// Runs an established call until it ends; returns its outcome.
@@ -347,12 +389,13 @@ async fn run_call(
         }
     };
     let streams = media.stats();
-    let setup_ms = media
-        .first_decoded()
-        .map(|t| t.saturating_duration_since(started).as_millis() as u64);
+    let since_invite = |t: Instant| t.saturating_duration_since(started).as_millis() as u64;
+    let setup_ms = media.first_decoded().map(since_invite);
+    let first_rtp_ms = media.first_rtp().map(since_invite);
     media.stop();
     let stats = CallStats {
         setup_ms,
+        first_rtp_ms,
         end_reason: Some(end),
         sip_status: None,
         duration_s: established.elapsed().as_secs_f64(),

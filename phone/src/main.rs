@@ -9,6 +9,7 @@ mod media;
 mod sdp;
 mod sip;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,7 +22,11 @@ use crate::sdp::AudioCodec;
 use crate::sip::Transport;
 
 #[derive(Parser, Debug)]
-#[command(name = "ewindow-phone", version, about = "The Electronic Window's SIP soft-phone")]
+#[command(
+    name = "ewindow-phone",
+    version,
+    about = "The Electronic Window's SIP soft-phone"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -118,6 +123,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rsipstack=warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

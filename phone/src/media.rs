@@ -65,9 +65,17 @@ impl std::str::FromStr for AudioSink {
 }
 
 fn is_alsa_device(name: &str) -> bool {
-    ["hw:", "plughw:", "default:", "sysdefault:", "front:", "dsnoop:", "dmix:"]
-        .iter()
-        .any(|p| name.starts_with(p))
+    [
+        "hw:",
+        "plughw:",
+        "default:",
+        "sysdefault:",
+        "front:",
+        "dsnoop:",
+        "dmix:",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
 }
 
 /// The GStreamer element names that carry one codec.
@@ -193,6 +201,7 @@ pub struct AudioStreamConfig {
 struct Counters {
     encoded_in: AtomicU64,
     decoded: AtomicU64,
+    first_rtp: OnceLock<Instant>,
     first_decoded: OnceLock<Instant>,
 }
 
@@ -265,6 +274,14 @@ impl AudioSession {
             .build()?;
         pipeline.add(&rtp_src)?;
         rtp_src.link_pads(Some("src"), &rtpbin, Some("recv_rtp_sink_0"))?;
+        let c = counters.clone();
+        rtp_src
+            .static_pad("src")
+            .context("udpsrc has no src pad")?
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                c.first_rtp.get_or_init(Instant::now);
+                gst::PadProbeReturn::Ok
+            });
 
         if cfg.send {
             Self::add_sender(&pipeline, &rtpbin, &rtp_sock, cfg, &els, &counters)?;
@@ -387,7 +404,9 @@ impl AudioSession {
 
         // rtpbin adds one `recv_rtp_src_0_SSRC_PT` pad per incoming SSRC. The first one feeds
         // the decoder; a later one (the peer restarted its stream) replaces it.
-        let depay_sink = depay.static_pad("sink").context("depayloader has no sink")?;
+        let depay_sink = depay
+            .static_pad("sink")
+            .context("depayloader has no sink")?;
         let linked: Arc<Mutex<Option<gst::Pad>>> = Arc::new(Mutex::new(None));
         let pipeline_weak = pipeline.downgrade();
         rtpbin.connect_pad_added(move |_, pad| {
@@ -420,8 +439,7 @@ impl AudioSession {
     /// The first error or end-of-stream on the pipeline's bus, if one is pending.
     pub fn poll_error(&self) -> Option<String> {
         let bus = self.pipeline.bus()?;
-        while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos])
-        {
+        while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos]) {
             match msg.view() {
                 gst::MessageView::Error(e) => {
                     return Some(format!(
@@ -435,6 +453,11 @@ impl AudioSession {
             }
         }
         None
+    }
+
+    /// When the first RTP packet arrived.
+    pub fn first_rtp(&self) -> Option<Instant> {
+        self.counters.first_rtp.get().copied()
     }
 
     /// When the first buffer came out of the decoder.

@@ -434,25 +434,6 @@ impl SdpError {
     }
 }
 
-/// An offer we sent, kept to match the answer against.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Offer {
-    /// The SDP text sent.
-    pub sdp: String,
-    /// The `o=` session id used (RFC 3264 §8: keep it for re-offers).
-    pub session_id: u64,
-}
-
-impl Offer {
-    /// Builds an offer with [`build_offer`] and remembers its session id.
-    pub fn new(local: &LocalAudio, session_id: u64, session_version: u64) -> Offer {
-        Offer {
-            sdp: build_offer(local, session_id, session_version),
-            session_id,
-        }
-    }
-}
-
 /// Builds our SDP offer: one `m=audio` line with all our codecs in
 /// preference order (Opus 111, Speex 97/98, PCMU 0, PCMA 8, each with
 /// `a=rtpmap`), `telephone-event` 101 at 8000 Hz (and 102 at 48000 Hz when
@@ -1537,10 +1518,9 @@ a=sendrecv\r\n";
     }
 
     #[test]
-    fn offer_struct_keeps_session_id() {
-        let o = Offer::new(&all_codecs(), 77, 3);
-        assert_eq!(o.session_id, 77);
-        assert!(o.sdp.contains("o=ewindow 77 3 IN IP4"));
+    fn offer_carries_session_id_and_version() {
+        let sdp = build_offer(&all_codecs(), 77, 3);
+        assert!(sdp.contains("o=ewindow 77 3 IN IP4"), "{sdp}");
     }
 
     // --- answering: baresip, linphone -------------------------------------

@@ -172,7 +172,7 @@ impl SipAgent {
             .await
             .with_context(|| format!("binding SIP UDP {bind}"))?;
         layer.add_transport(udp.into());
-        let tcp = TcpListenerConnection::new(bind.into(), None)
+        let tcp = TcpListenerConnection::new(bind, None)
             .await
             .with_context(|| format!("binding SIP TCP {bind}"))?;
         layer.add_transport(tcp.into());
@@ -220,11 +220,7 @@ impl SipAgent {
     fn contact(&self, transport: Transport) -> Result<rsipstack::sip::Uri> {
         let text = match transport {
             Transport::Udp => format!("sip:{}@{}", self.user, fmt_host(self.local)),
-            Transport::Tcp => format!(
-                "sip:{}@{};transport=tcp",
-                self.user,
-                fmt_host(self.local)
-            ),
+            Transport::Tcp => format!("sip:{}@{};transport=tcp", self.user, fmt_host(self.local)),
         };
         text.as_str()
             .try_into()
@@ -248,19 +244,20 @@ impl SipAgent {
         let mut tx = invite.tx;
         let contact = self.contact(invite.transport)?;
         let (state_tx, events) = self.layer.new_dialog_state_channel();
-        let dialog = match self
-            .layer
-            .get_or_create_server_invite(&tx, state_tx, None, Some(contact))
-        {
-            Ok(d) => d,
-            Err(e) => {
-                tokio::spawn(async move {
-                    let _ = tx.reply(StatusCode::BadRequest).await;
-                    while tx.receive().await.is_some() {}
-                });
-                bail!("unusable INVITE: {e}");
-            }
-        };
+        let dialog =
+            match self
+                .layer
+                .get_or_create_server_invite(&tx, state_tx, None, Some(contact))
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    tokio::spawn(async move {
+                        let _ = tx.reply(StatusCode::BadRequest).await;
+                        while tx.receive().await.is_some() {}
+                    });
+                    bail!("unusable INVITE: {e}");
+                }
+            };
         let mut handler = dialog.clone();
         tokio::spawn(async move {
             if let Err(e) = handler.handle(&mut tx).await {
@@ -367,9 +364,7 @@ impl Call {
                 return CallEvent::Ended(Ended::Timeout);
             };
             match state {
-                DialogState::Early(_, _) if self.role == Role::Caller => {
-                    return CallEvent::Ringing
-                }
+                DialogState::Early(_, _) if self.role == Role::Caller => return CallEvent::Ringing,
                 DialogState::Confirmed(_, resp) => {
                     return match self.role {
                         Role::Caller => CallEvent::Answered(resp.body),
@@ -415,12 +410,8 @@ impl Call {
             (T::Timeout, _) => Ended::Timeout,
             (T::UasBusy, _) | (T::UacBusy, _) => Ended::Rejected(486, "Busy Here".into()),
             (T::UasDecline, _) => Ended::Rejected(603, "Decline".into()),
-            (T::UasOther(code), Role::Caller) if u16::from(code.clone()) == 487 => {
-                Ended::Cancelled
-            }
-            (T::UasOther(code), _)
-            | (T::UacOther(code), _)
-            | (T::ProxyError(code), _) => {
+            (T::UasOther(code), Role::Caller) if u16::from(code.clone()) == 487 => Ended::Cancelled,
+            (T::UasOther(code), _) | (T::UacOther(code), _) | (T::ProxyError(code), _) => {
                 let n = u16::from(code.clone());
                 if n == 408 {
                     Ended::Timeout
@@ -428,7 +419,9 @@ impl Call {
                     Ended::Rejected(n, code.to_string())
                 }
             }
-            (T::ProxyAuthRequired, _) => Ended::Rejected(407, "Proxy Authentication Required".into()),
+            (T::ProxyAuthRequired, _) => {
+                Ended::Rejected(407, "Proxy Authentication Required".into())
+            }
         }
     }
 
@@ -442,7 +435,12 @@ impl Call {
 
     /// Hangs up: BYE when the call is up, CANCEL (caller) or 480 (callee) before that.
     pub async fn hangup(&self) -> Result<()> {
-        if self.role == Role::Callee && !matches!(self.dialog.state(), DialogState::Confirmed(..) | DialogState::WaitAck(..)) {
+        if self.role == Role::Callee
+            && !matches!(
+                self.dialog.state(),
+                DialogState::Confirmed(..) | DialogState::WaitAck(..)
+            )
+        {
             return self
                 .dialog
                 .reject(Some(StatusCode::TemporarilyUnavailable), None)
@@ -469,37 +467,41 @@ fn requester(req: &rsipstack::sip::Request) -> Requester {
         .ok()
         .and_then(|f| f.typed().ok())
         .and_then(|f| f.uri.user().map(str::to_string));
-    let source = req.via_header().ok().and_then(|v| v.typed().ok()).and_then(|via| {
-        let mut host: Option<IpAddr> = match &via.uri.host_with_port.host {
-            rsipstack::sip::Host::IpAddr(ip) => Some(*ip),
-            _ => None,
-        };
-        let mut port: u16 = via
-            .uri
-            .host_with_port
-            .port
-            .as_ref()
-            .map(|p| p.value())
-            .unwrap_or(5060);
-        for p in &via.params {
-            match p {
-                rsipstack::sip::Param::Received(r) => {
-                    if let Ok(ip) = r.value().parse() {
-                        host = Some(ip);
+    let source = req
+        .via_header()
+        .ok()
+        .and_then(|v| v.typed().ok())
+        .and_then(|via| {
+            let mut host: Option<IpAddr> = match &via.uri.host_with_port.host {
+                rsipstack::sip::Host::IpAddr(ip) => Some(*ip),
+                _ => None,
+            };
+            let mut port: u16 = via
+                .uri
+                .host_with_port
+                .port
+                .as_ref()
+                .map(|p| p.value())
+                .unwrap_or(5060);
+            for p in &via.params {
+                match p {
+                    rsipstack::sip::Param::Received(r) => {
+                        if let Ok(ip) = r.value().parse() {
+                            host = Some(ip);
+                        }
                     }
-                }
-                rsipstack::sip::Param::Other(k, Some(v))
-                    if k.value().eq_ignore_ascii_case("rport") =>
-                {
-                    if let Ok(n) = v.value().parse() {
-                        port = n;
+                    rsipstack::sip::Param::Other(k, Some(v))
+                        if k.value().eq_ignore_ascii_case("rport") =>
+                    {
+                        if let Ok(n) = v.value().parse() {
+                            port = n;
+                        }
                     }
+                    _ => {}
                 }
-                _ => {}
             }
-        }
-        host.map(|h| SocketAddr::new(h, port))
-    });
+            host.map(|h| SocketAddr::new(h, port))
+        });
     Requester { source, from_user }
 }
 
@@ -594,8 +596,9 @@ async fn serve_incoming(
                     body,
                     received_at: Instant::now(),
                 };
-                if let Err(mpsc::error::TrySendError::Full(inv) | mpsc::error::TrySendError::Closed(inv)) =
-                    invites.try_send(invite)
+                if let Err(
+                    mpsc::error::TrySendError::Full(inv) | mpsc::error::TrySendError::Closed(inv),
+                ) = invites.try_send(invite)
                 {
                     let mut tx = inv.tx;
                     let _ = tx.reply(StatusCode::BusyHere).await;

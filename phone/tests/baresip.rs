@@ -35,7 +35,12 @@ fn phone_calls_baresip(codec: BaresipCodec, transport: &str) {
     assert!(ok, "our call to baresip failed:\n{out}");
     let theirs = peer
         .wait_call_end(Duration::from_secs(10))
-        .unwrap_or_else(|| panic!("baresip did not end the call:\n{}", peer.proc.seen.join("\n")));
+        .unwrap_or_else(|| {
+            panic!(
+                "baresip did not end the call:\n{}",
+                peer.proc.seen.join("\n")
+            )
+        });
     let ours = read_stats(&json);
     assert_eq!(ours.end_reason, Some(EndReason::LocalBye));
     let recv = ours.stream("audio", StreamDirection::Recv).unwrap();
@@ -72,7 +77,12 @@ fn baresip_calls_phone(codec: BaresipCodec) {
     assert!(ok, "answering baresip failed:\n{out}");
     let theirs = peer
         .wait_call_end(Duration::from_secs(10))
-        .unwrap_or_else(|| panic!("baresip did not see the BYE:\n{}", peer.proc.seen.join("\n")));
+        .unwrap_or_else(|| {
+            panic!(
+                "baresip did not see the BYE:\n{}",
+                peer.proc.seen.join("\n")
+            )
+        });
     let ours = read_stats(&json);
     assert_eq!(ours.end_reason, Some(EndReason::LocalBye));
     let recv = ours.stream("audio", StreamDirection::Recv).unwrap();
@@ -122,7 +132,8 @@ fn baresip_hangs_up_and_phone_sees_remote_bye() {
     );
     peer.command("dial", &format!("sip:ewindow@127.0.0.1:{port}"));
     assert!(
-        b.wait_for("incoming call", Duration::from_secs(10)).is_some(),
+        b.wait_for("incoming call", Duration::from_secs(10))
+            .is_some(),
         "no call arrived"
     );
     std::thread::sleep(Duration::from_secs(2));

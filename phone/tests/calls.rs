@@ -120,7 +120,11 @@ fn callee_bye_ends_the_caller_with_remote_bye() {
     assert_eq!(read_stats(&a_json).end_reason, Some(EndReason::RemoteBye));
     let sb = read_stats(&b_json);
     assert_eq!(sb.end_reason, Some(EndReason::LocalBye));
-    assert!(sb.duration_s >= 1.9 && sb.duration_s < 10.0, "{}", sb.duration_s);
+    assert!(
+        sb.duration_s >= 1.9 && sb.duration_s < 10.0,
+        "{}",
+        sb.duration_s
+    );
 }
 
 #[test]
@@ -135,7 +139,12 @@ fn cancel_before_answer_ends_both_sides_with_cancel() {
     );
     let mut a = phone_call(
         &format!("sip:ewindow@127.0.0.1:{port}"),
-        &["--ring-timeout", "1", "--stats-json", a_json.to_str().unwrap()],
+        &[
+            "--ring-timeout",
+            "1",
+            "--stats-json",
+            a_json.to_str().unwrap(),
+        ],
     );
     let (a_ok, a_out) = a.finish(Duration::from_secs(15));
     let (b_ok, b_out) = b.finish(Duration::from_secs(10));
@@ -154,7 +163,12 @@ fn no_common_codec_is_refused_with_488() {
     let b = phone_listen(port, &["--auto-answer", "--codecs", "pcma"]);
     let mut a = phone_call(
         &format!("sip:ewindow@127.0.0.1:{port}"),
-        &["--codecs", "opus,speex", "--stats-json", a_json.to_str().unwrap()],
+        &[
+            "--codecs",
+            "opus,speex",
+            "--stats-json",
+            a_json.to_str().unwrap(),
+        ],
     );
     let (a_ok, a_out) = a.finish(Duration::from_secs(15));
     assert!(!a_ok);
@@ -163,7 +177,11 @@ fn no_common_codec_is_refused_with_488() {
     assert_eq!(sa.sip_status, Some(488));
     assert_eq!(sa.end_reason, Some(EndReason::NoCommonCodec));
     // The listener keeps serving after refusing.
-    let reply = udp_request(port, &options_request(port, "after488"), Duration::from_secs(3));
+    let reply = udp_request(
+        port,
+        &options_request(port, "after488"),
+        Duration::from_secs(3),
+    );
     assert_eq!(reply.as_deref(), Some("200 OK"));
     b.terminate();
 }
@@ -178,7 +196,10 @@ fn a_second_call_while_busy_gets_486() {
     let mut second = phone_call(&uri, &["--duration", "2"]);
     let (second_ok, second_out) = second.finish(Duration::from_secs(15));
     assert!(!second_ok);
-    assert!(second_out.contains("486"), "busy is reported:\n{second_out}");
+    assert!(
+        second_out.contains("486"),
+        "busy is reported:\n{second_out}"
+    );
     let (first_ok, first_out) = first.finish(Duration::from_secs(20));
     assert!(first_ok, "the first call is not disturbed:\n{first_out}");
     b.finish(Duration::from_secs(10));
@@ -196,7 +217,10 @@ fn options_is_answered_200_with_allow_and_accept() {
     let n = sock.recv(&mut buf).expect("an answer to OPTIONS");
     let text = String::from_utf8_lossy(&buf[..n]);
     assert!(text.starts_with("SIP/2.0 200"), "{text}");
-    assert!(text.contains("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS"), "{text}");
+    assert!(
+        text.contains("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS"),
+        "{text}"
+    );
     assert!(text.contains("Accept: application/sdp"), "{text}");
     b.terminate();
     b.finish(Duration::from_secs(5));

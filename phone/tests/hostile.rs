@@ -96,7 +96,11 @@ fn run(transport: &str) {
     let mut failures = Vec::new();
     let (mut answered_400, mut dropped) = (0, 0);
     for case in &cases {
-        let expect = if transport == "udp" { &case.udp } else { &case.tcp };
+        let expect = if transport == "udp" {
+            &case.udp
+        } else {
+            &case.tcp
+        };
         if expect == "n/a" {
             continue;
         }
@@ -121,7 +125,11 @@ fn run(transport: &str) {
             case.file,
             phone.finish(Duration::from_secs(1)).1
         );
-        let alive = udp_request(port, &options_request(port, &format!("after-{}", case.file)), Duration::from_secs(3));
+        let alive = udp_request(
+            port,
+            &options_request(port, &format!("after-{}", case.file)),
+            Duration::from_secs(3),
+        );
         assert_eq!(
             alive.as_deref(),
             Some("200 OK"),
@@ -129,7 +137,10 @@ fn run(transport: &str) {
             case.file
         );
     }
-    eprintln!("{transport}: {answered_400} answered 400, {dropped} dropped, of {}", cases.len());
+    eprintln!(
+        "{transport}: {answered_400} answered 400, {dropped} dropped, of {}",
+        cases.len()
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // Where the message is framed and its headers are usable, the answer is a real 400.
     assert!(answered_400 >= 10, "only {answered_400} requests got a 400");

@@ -83,6 +83,10 @@ pub struct CallStats {
     /// Milliseconds from sending (or receiving) the INVITE to the first decoded media buffer;
     /// absent if no media was ever decoded.
     pub setup_ms: Option<u64>,
+    /// Milliseconds from the INVITE to the first RTP packet received (before the jitter
+    /// buffer and the decoder); absent if none arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_rtp_ms: Option<u64>,
     /// Why the call ended.
     pub end_reason: Option<EndReason>,
     /// SIP status of a refused call (486, 488, …), when that is how it ended.
@@ -125,6 +129,7 @@ mod tests {
     fn call_stats_round_trip_and_lookup_by_direction() {
         let stats = CallStats {
             setup_ms: Some(42),
+            first_rtp_ms: Some(2),
             end_reason: Some(EndReason::RemoteBye),
             sip_status: None,
             duration_s: 5.0,
@@ -146,7 +151,8 @@ mod tests {
         let back: CallStats = serde_json::from_str(&text).unwrap();
         assert_eq!(back, stats);
         assert_eq!(
-            back.stream("audio", StreamDirection::Recv).map(|s| s.decoded),
+            back.stream("audio", StreamDirection::Recv)
+                .map(|s| s.decoded),
             Some(249)
         );
         assert!(back.stream("audio", StreamDirection::Send).is_none());

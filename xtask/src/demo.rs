@@ -63,7 +63,7 @@ pub fn run(duration: u32, codecs: &str, transport: &str) -> Result<()> {
     println!();
     for (name, path) in [("window-a", &stats_a), ("window-b", &stats_b)] {
         match std::fs::read_to_string(path) {
-            Ok(text) => println!("{name} final statistics: {text}"),
+            Ok(text) => println!("{name}: {}", summary(&text)),
             Err(e) => println!("{name}: no statistics ({e})"),
         }
     }
@@ -72,6 +72,31 @@ pub fn run(duration: u32, codecs: &str, transport: &str) -> Result<()> {
     }
     println!("\ndemo: the two windows opened to each other and closed cleanly");
     Ok(())
+}
+
+/// One line from a `--stats-json` file.
+fn summary(text: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+        return format!("unreadable statistics: {text}");
+    };
+    let mut line = format!(
+        "ended {}, setup {} ms",
+        v["end_reason"].as_str().unwrap_or("?"),
+        v["setup_ms"].as_u64().map_or("-".into(), |n| n.to_string())
+    );
+    for s in v["streams"].as_array().into_iter().flatten() {
+        line.push_str(&format!(
+            "; {} {} {} {} packets, {} decoded, {} lost, jitter {:.2} ms",
+            s["media"].as_str().unwrap_or("?"),
+            s["codec"].as_str().unwrap_or("?"),
+            s["direction"].as_str().unwrap_or("?"),
+            s["packets"],
+            s["decoded"],
+            s["lost"],
+            s["jitter_ms"].as_f64().unwrap_or(0.0)
+        ));
+    }
+    line
 }
 
 /// A port that was free a moment ago on 127.0.0.1 (UDP and TCP).

@@ -12,7 +12,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "ewindow's build, demo, tests and benchmarks")]
+#[command(
+    name = "cargo xtask",
+    about = "ewindow's build, demo, tests and benchmarks"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -17,7 +17,9 @@ pub struct Running {
 
 /// Spawns `cmd`, echoing each output line as `[name] line` when `echo` is set.
 pub fn spawn(name: &str, mut cmd: Command, echo: bool) -> Result<Running> {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null());
     let mut child = cmd
         .spawn()
         .with_context(|| format!("starting {name}: {cmd:?}"))?;

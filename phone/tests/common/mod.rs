@@ -66,9 +66,7 @@ impl Proc {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
         let (tx, rx) = mpsc::channel();
         let streams: Vec<Box<dyn Read + Send>> = vec![
             Box::new(child.stdout.take().unwrap()),
@@ -196,9 +194,10 @@ pub fn phone_call(uri: &str, args: &[&str]) -> Proc {
 
 /// Reads a `--stats-json` file.
 pub fn read_stats(path: &Path) -> CallStats {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}\n{text}", path.display()))
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("parsing {}: {e}\n{text}", path.display()))
 }
 
 /// A 16-bit mono WAV of a 440 Hz tone (baresip's `aufile` source for 8 kHz codecs).
@@ -218,8 +217,8 @@ pub fn write_tone_wav(path: &Path, rate: u32, seconds: u32) {
     data.extend_from_slice(b"data");
     data.extend_from_slice(&(2 * samples).to_le_bytes());
     for i in 0..samples {
-        let v = (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / rate as f64).sin())
-            as i16;
+        let v =
+            (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / rate as f64).sin()) as i16;
         data.extend_from_slice(&v.to_le_bytes());
     }
     std::fs::write(path, data).expect("write wav");
@@ -330,7 +329,8 @@ impl Baresip {
     /// Sends a ctrl_tcp command (netstring-framed JSON).
     pub fn command(&self, command: &str, params: &str) {
         let mut s = TcpStream::connect(("127.0.0.1", self.ctrl_port)).expect("ctrl_tcp connect");
-        let msg = serde_json::json!({"command": command, "params": params, "token": "t"}).to_string();
+        let msg =
+            serde_json::json!({"command": command, "params": params, "token": "t"}).to_string();
         s.write_all(format!("{}:{},", msg.len(), msg).as_bytes())
             .expect("ctrl_tcp write");
         // Wait for the response so the command is executed before we go on.
@@ -360,27 +360,36 @@ impl Baresip {
 pub fn udp_request(target: u16, bytes: &[u8], wait: Duration) -> Option<String> {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.send_to(bytes, ("127.0.0.1", target)).ok()?;
-    final_status(|buf| {
-        sock.set_read_timeout(Some(Duration::from_millis(100))).ok();
-        sock.recv(buf).ok()
-    }, wait)
+    final_status(
+        |buf| {
+            sock.set_read_timeout(Some(Duration::from_millis(100))).ok();
+            sock.recv(buf).ok()
+        },
+        wait,
+    )
 }
 
 /// Sends one SIP message over a fresh TCP connection; same as [`udp_request`].
 pub fn tcp_request(target: u16, bytes: &[u8], wait: Duration) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", target)).ok()?;
     s.write_all(bytes).ok()?;
-    final_status(|buf| {
-        s.set_read_timeout(Some(Duration::from_millis(100))).ok();
-        match s.read(buf) {
-            Ok(0) => None,
-            Ok(n) => Some(n),
-            Err(_) => None,
-        }
-    }, wait)
+    final_status(
+        |buf| {
+            s.set_read_timeout(Some(Duration::from_millis(100))).ok();
+            match s.read(buf) {
+                Ok(0) => None,
+                Ok(n) => Some(n),
+                Err(_) => None,
+            }
+        },
+        wait,
+    )
 }
 
-fn final_status(mut recv: impl FnMut(&mut [u8]) -> Option<usize>, wait: Duration) -> Option<String> {
+fn final_status(
+    mut recv: impl FnMut(&mut [u8]) -> Option<usize>,
+    wait: Duration,
+) -> Option<String> {
     let deadline = Instant::now() + wait;
     let mut buf = vec![0u8; 65536];
     let mut acc = String::new();
