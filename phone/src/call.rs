@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use ewindow_protocol::{CallStats, EndReason, StreamDirection};
 use tokio::sync::mpsc;
 
-use crate::media::{AudioSession, AudioStreamConfig, RtpSockets};
+use crate::media::{AudioStreamConfig, MediaSession, RtpParams, RtpSockets};
 use crate::sdp::{self, LocalAudio, NegotiatedAudio, SdpError};
 use crate::sip::{self, Call, CallEvent, Ended, IncomingInvite, SipAgent};
 use crate::CommonArgs;
@@ -39,15 +39,18 @@ fn local_audio(sockets: &RtpSockets, args: &CommonArgs) -> LocalAudio {
 fn stream_config(neg: &NegotiatedAudio, args: &CommonArgs) -> AudioStreamConfig {
     AudioStreamConfig {
         codec: neg.format.codec,
-        pt: neg.format.pt,
-        remote_rtp: neg.remote_rtp,
-        remote_rtcp: neg.remote_rtcp,
-        send: neg.direction.sends(),
-        recv: neg.direction.receives(),
+        rtp: RtpParams {
+            pt: neg.format.pt,
+            remote_rtp: neg.remote_rtp,
+            remote_rtcp: neg.remote_rtcp,
+            send: neg.direction.sends(),
+            recv: neg.direction.receives(),
+            srtp: None,
+        },
         ptime_ms: neg.ptime_ms.unwrap_or(args.ptime),
-        latency_ms: args.jitter_ms,
         source: args.audio_source.clone(),
         sink: args.audio_sink.clone(),
+        echo_cancel: args.echo_cancel,
     }
 }
 
@@ -321,7 +324,7 @@ async fn run_call(
 ) -> Outcome {
     let established = Instant::now();
     let cfg = stream_config(neg, args);
-    let media = match AudioSession::start(sockets, &cfg) {
+    let media = match MediaSession::start(sockets, &cfg, None, args.jitter_ms) {
         Ok(m) => m,
         Err(e) => {
             let _ = call.hangup().await;
@@ -370,7 +373,7 @@ async fn run_call(
                     let _ = call.hangup().await;
                     break EndReason::MediaError;
                 }
-                if cfg.recv {
+                if cfg.rtp.recv {
                     let packets = media.packets_received();
                     if packets != last_packets {
                         last_packets = packets;

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::media::{AudioSink, AudioSource};
+use crate::media::{AudioSink, AudioSource, EchoCancel};
 use crate::sdp::AudioCodec;
 use crate::sip::Transport;
 
@@ -76,6 +76,9 @@ pub struct CommonArgs {
     /// Audio sink: null (decoded and dropped), default, or a PulseAudio/ALSA device name.
     #[arg(long, default_value = "null")]
     pub audio_sink: AudioSink,
+    /// Echo cancellation (webrtcdsp): auto = on with real audio devices, off with test ones.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub echo_cancel: EchoCancel,
     /// Audio codecs in preference order: opus, pcmu, pcma, speex (both rates), speex16, speex8.
     #[arg(long, default_value = "opus,pcmu,pcma,speex", value_parser = parse_codecs)]
     pub codecs: CodecList,

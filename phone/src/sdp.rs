@@ -2274,3 +2274,34 @@ m=audio 4000 RTP/AVP 0 101\na=rtpmap:101 telephone-event/8000\nb=AS:64\nc=IN IP4
         }
     }
 }
+
+// TEMPORARY (replaced by the session SDP work): the video codecs media.rs builds for.
+/// A video codec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VideoCodec {
+    /// VP8.
+    Vp8,
+    /// VP9.
+    Vp9,
+    /// H.264.
+    H264,
+}
+
+impl VideoCodec {
+    /// Lowercase name for stats and the CLI.
+    pub fn name(self) -> &'static str {
+        match self {
+            VideoCodec::Vp8 => "vp8",
+            VideoCodec::Vp9 => "vp9",
+            VideoCodec::H264 => "h264",
+        }
+    }
+    /// RTP encoding name.
+    pub fn encoding_name(self) -> &'static str {
+        match self {
+            VideoCodec::Vp8 => "VP8",
+            VideoCodec::Vp9 => "VP9",
+            VideoCodec::H264 => "H264",
+        }
+    }
+}

@@ -75,6 +75,21 @@ pub struct StreamStats {
     /// Round-trip time from RTCP receiver reports, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtt_ms: Option<f64>,
+    /// Average bitrate of the stream over the call, kbit/s (payload and RTP headers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitrate_kbps: Option<f64>,
+    /// Video: average decoded (recv) or encoded (send) frames per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fps: Option<f64>,
+    /// Video: width of the decoded (recv) or sent (send) picture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Video: height of the decoded (recv) or sent (send) picture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Whether the stream was SRTP.
+    #[serde(default)]
+    pub srtp: bool,
 }
 
 /// The statistics of one call.
@@ -143,6 +158,7 @@ mod tests {
                 lost: 1,
                 jitter_ms: 0.5,
                 rtt_ms: None,
+                ..StreamStats::default()
             }],
         };
         let text = serde_json::to_string(&stats).unwrap();

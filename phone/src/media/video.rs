@@ -1,0 +1,446 @@
+//! The video branches: source → scale/rate → encoder → payloader, and depayloader → decoder →
+//! sink; encoders tuned for real time, hardware H.264 (`v4l2h264enc`/`dec`) when present.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+use super::{make, Counters, VideoStreamConfig};
+use crate::sdp::VideoCodec;
+
+/// Where sent video comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VideoSource {
+    /// A moving test pattern with a clock.
+    Test,
+    /// A media file, looped.
+    File(PathBuf),
+    /// A V4L2 camera (`/dev/videoN`).
+    Camera(String),
+    /// Send no video.
+    None,
+}
+
+/// Where received video goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VideoSink {
+    /// Decoded, counted and dropped.
+    Null,
+    /// A desktop window (`autovideosink`).
+    Auto,
+    /// Fullscreen on DRM/KMS, for the appliance.
+    Kms,
+}
+
+impl std::str::FromStr for VideoSource {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "test" => Ok(VideoSource::Test),
+            "none" => Ok(VideoSource::None),
+            _ if s.starts_with("file:") && s.len() > 5 => {
+                Ok(VideoSource::File(PathBuf::from(&s[5..])))
+            }
+            _ if s.starts_with("/dev/video") => Ok(VideoSource::Camera(s.to_string())),
+            _ => Err(format!(
+                "unknown video source `{s}`: expected test, none, file:PATH or /dev/videoN"
+            )),
+        }
+    }
+}
+
+impl std::str::FromStr for VideoSink {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "null" => Ok(VideoSink::Null),
+            "auto" => Ok(VideoSink::Auto),
+            "kms" => Ok(VideoSink::Kms),
+            _ => Err(format!(
+                "unknown video sink `{s}`: expected null, auto or kms"
+            )),
+        }
+    }
+}
+
+fn exists(factory: &str) -> bool {
+    gst::ElementFactory::find(factory).is_some()
+}
+
+/// The caps of the incoming video RTP.
+pub fn rtp_caps(cfg: &VideoStreamConfig) -> gst::Caps {
+    gst::Caps::builder("application/x-rtp")
+        .field("media", "video")
+        .field("clock-rate", 90_000i32)
+        .field("encoding-name", cfg.codec.encoding_name())
+        .field("payload", i32::from(cfg.rtp.pt))
+        .field("rtcp-fb-nack-pli", cfg.keyframe_requests)
+        .field("rtcp-fb-ccm-fir", cfg.keyframe_requests)
+        .build()
+}
+
+fn raw_caps(cfg: &VideoStreamConfig) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("width", cfg.width as i32)
+        .field("height", cfg.height as i32)
+        .field("framerate", gst::Fraction::new(cfg.fps as i32, 1))
+        .build()
+}
+
+fn capsfilter(caps: gst::Caps) -> Result<gst::Element> {
+    Ok(gst::ElementFactory::make("capsfilter")
+        .property("caps", caps)
+        .build()?)
+}
+
+/// The encoder for a codec, tuned for real time on a small CPU.
+fn encoder(cfg: &VideoStreamConfig) -> Result<gst::Element> {
+    let bps = cfg.kbps.saturating_mul(1000);
+    let gop = (cfg.fps * 3).max(1);
+    Ok(match cfg.codec {
+        VideoCodec::Vp8 | VideoCodec::Vp9 => {
+            let name = if cfg.codec == VideoCodec::Vp8 {
+                "vp8enc"
+            } else {
+                "vp9enc"
+            };
+            let enc = make(name)?;
+            enc.set_property("deadline", 1i64);
+            enc.set_property("cpu-used", 8i32);
+            // Two threads under contention collapsed to 10 fps here: one by default.
+            enc.set_property("threads", 1i32);
+            enc.set_property("target-bitrate", bps.min(i32::MAX as u32) as i32);
+            enc.set_property_from_str("end-usage", "cbr");
+            enc.set_property("lag-in-frames", 0i32);
+            enc.set_property("keyframe-max-dist", gop as i32);
+            enc.set_property_from_str("error-resilient", "default");
+            enc
+        }
+        VideoCodec::H264 if exists("v4l2h264enc") => make("v4l2h264enc")?,
+        VideoCodec::H264 => {
+            let enc = make("openh264enc")?;
+            enc.set_property("bitrate", bps);
+            enc.set_property("gop-size", gop);
+            enc.set_property_from_str("rate-control", "bitrate");
+            enc.set_property_from_str("complexity", "low");
+            enc.set_property_from_str("usage-type", "camera");
+            enc.set_property("multi-thread", 1u32);
+            enc
+        }
+    })
+}
+
+fn payloader(cfg: &VideoStreamConfig) -> Result<gst::Element> {
+    let pay = match cfg.codec {
+        VideoCodec::Vp8 => make("rtpvp8pay")?,
+        VideoCodec::Vp9 => make("rtpvp9pay")?,
+        VideoCodec::H264 => {
+            let p = make("rtph264pay")?;
+            // SPS/PPS with every IDR, so a peer that joins late or lost them can decode.
+            p.set_property("config-interval", -1i32);
+            p.set_property_from_str("aggregate-mode", "zero-latency");
+            p
+        }
+    };
+    if cfg.codec != VideoCodec::H264 {
+        pay.set_property_from_str("picture-id-mode", "15-bit");
+    }
+    pay.set_property("pt", u32::from(cfg.rtp.pt));
+    Ok(pay)
+}
+
+fn depayloader_and_decoder(cfg: &VideoStreamConfig) -> Result<Vec<gst::Element>> {
+    let depay = make(match cfg.codec {
+        VideoCodec::Vp8 => "rtpvp8depay",
+        VideoCodec::Vp9 => "rtpvp9depay",
+        VideoCodec::H264 => "rtph264depay",
+    })?;
+    for prop in ["request-keyframe", "wait-for-keyframe"] {
+        if depay.has_property(prop) {
+            depay.set_property(prop, true);
+        }
+    }
+    Ok(match cfg.codec {
+        VideoCodec::Vp8 => vec![depay, make("vp8dec")?],
+        VideoCodec::Vp9 => vec![depay, make("vp9dec")?],
+        VideoCodec::H264 => {
+            let dec = ["v4l2h264dec", "avdec_h264", "openh264dec"]
+                .into_iter()
+                .find(|f| exists(f))
+                .context("no H.264 decoder (openh264dec, avdec_h264 or v4l2h264dec)")?;
+            vec![depay, make("h264parse")?, make(dec)?]
+        }
+    })
+}
+
+/// A media file played in a pipeline of its own, in real time and looped, feeding the call's
+/// pipeline through `intervideosink`/`intervideosrc`.
+pub struct FilePlayer {
+    pipeline: gst::Pipeline,
+    stop: Arc<AtomicBool>,
+}
+
+impl FilePlayer {
+    fn start(path: &std::path::Path, channel: &str, cfg: &VideoStreamConfig) -> Result<Self> {
+        if !path.is_file() {
+            bail!("video file {} does not exist", path.display());
+        }
+        let pipeline = gst::Pipeline::with_name("file-player");
+        let src = gst::ElementFactory::make("filesrc")
+            .property("location", path.to_string_lossy().to_string())
+            .build()?;
+        let decode = make("decodebin")?;
+        let tail = [
+            make("videoconvert")?,
+            make("videoscale")?,
+            make("videorate")?,
+            capsfilter(raw_caps(cfg))?,
+            gst::ElementFactory::make("intervideosink")
+                .property("channel", channel)
+                .build()
+                .context("GStreamer element `intervideosink` is missing")?,
+        ];
+        pipeline.add_many([&src, &decode])?;
+        pipeline.add_many(&tail)?;
+        src.link(&decode)?;
+        gst::Element::link_many(&tail)?;
+        let first = tail[0].clone();
+        decode.connect_pad_added(move |_, pad| {
+            let is_video = pad
+                .current_caps()
+                .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
+                .unwrap_or(false);
+            if let (true, Some(sink)) = (is_video, first.static_pad("sink")) {
+                if !sink.is_linked() {
+                    let _ = pad.link(&sink);
+                }
+            }
+        });
+        pipeline.set_state(gst::State::Playing)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s) = (pipeline.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("file-player".into())
+            .spawn(move || loop_file(p, s))?;
+        Ok(FilePlayer { pipeline, stop })
+    }
+}
+
+fn loop_file(pipeline: gst::Pipeline, stop: Arc<AtomicBool>) {
+    let Some(bus) = pipeline.bus() else { return };
+    while !stop.load(Ordering::Relaxed) {
+        let Some(msg) = bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(200),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        ) else {
+            continue;
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => {
+                if let Err(e) = pipeline.seek_simple(
+                    gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT,
+                    gst::ClockTime::ZERO,
+                ) {
+                    tracing::warn!("looping the video file: {e}");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+            gst::MessageView::Error(e) => {
+                tracing::error!("video file: {}", e.error());
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Drop for FilePlayer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// Source → encoder → payloader → `send_rtp_sink_SESSION`. Returns the file player when the
+/// source is a file.
+pub fn add_sender(
+    pipeline: &gst::Pipeline,
+    rtpbin: &gst::Element,
+    session: u32,
+    cfg: &VideoStreamConfig,
+    counters: &Arc<Counters>,
+) -> Result<Option<FilePlayer>> {
+    let mut player = None;
+    let mut chain: Vec<gst::Element> = match &cfg.source {
+        VideoSource::Test => {
+            let mut v = vec![gst::ElementFactory::make("videotestsrc")
+                .property("is-live", true)
+                .property_from_str("pattern", "ball")
+                .build()?];
+            if exists("timeoverlay") {
+                v.push(make("timeoverlay")?);
+            }
+            v
+        }
+        VideoSource::Camera(dev) => vec![
+            gst::ElementFactory::make("v4l2src")
+                .property("device", dev)
+                .build()?,
+            make("decodebin")?,
+        ],
+        VideoSource::File(path) => {
+            let channel = format!("ewindow-file-{}-{session}", std::process::id());
+            player = Some(FilePlayer::start(path, &channel, cfg)?);
+            vec![gst::ElementFactory::make("intervideosrc")
+                .property("channel", channel)
+                .build()
+                .context("GStreamer element `intervideosrc` is missing")?]
+        }
+        VideoSource::None => return Ok(None),
+    };
+    let decodebin = chain.iter().position(|e| {
+        e.factory()
+            .is_some_and(|f| f.name().as_str() == "decodebin")
+    });
+    let rest = vec![
+        make("videoconvert")?,
+        make("videoscale")?,
+        make("videorate")?,
+        capsfilter(raw_caps(cfg))?,
+        encoder(cfg)?,
+        payloader(cfg)?,
+    ];
+    let enc = rest[4].clone();
+    let pay = rest[5].clone();
+    pipeline.add_many(&chain)?;
+    pipeline.add_many(&rest)?;
+    gst::Element::link_many(&rest)?;
+    match decodebin {
+        // A camera may give MJPEG or raw: decodebin links when it knows.
+        Some(i) => {
+            gst::Element::link_many(&chain[..=i])?;
+            let first = rest[0].clone();
+            chain[i].connect_pad_added(move |_, pad| {
+                if let Some(sink) = first.static_pad("sink") {
+                    if !sink.is_linked() {
+                        let _ = pad.link(&sink);
+                    }
+                }
+            });
+        }
+        None => {
+            chain.push(rest[0].clone());
+            gst::Element::link_many(&chain)?;
+        }
+    }
+    pay.link_pads(
+        Some("src"),
+        rtpbin,
+        Some(&format!("send_rtp_sink_{session}")),
+    )?;
+    counters
+        .sent_width
+        .store(cfg.width, std::sync::atomic::Ordering::Relaxed);
+    counters
+        .sent_height
+        .store(cfg.height, std::sync::atomic::Ordering::Relaxed);
+    let c = counters.clone();
+    enc.static_pad("sink")
+        .context("encoder has no sink pad")?
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            c.count_encoded();
+            gst::PadProbeReturn::Ok
+        });
+    Ok(player)
+}
+
+/// Depayloader → decoder → sink; returns the depayloader's sink pad.
+pub fn add_receiver(
+    pipeline: &gst::Pipeline,
+    cfg: &VideoStreamConfig,
+    counters: &Arc<Counters>,
+) -> Result<gst::Pad> {
+    let mut chain = depayloader_and_decoder(cfg)?;
+    let depay = chain[0].clone();
+    let dec = chain[chain.len() - 1].clone();
+    match cfg.sink {
+        VideoSink::Null => chain.push(
+            gst::ElementFactory::make("fakesink")
+                .property("sync", false)
+                .property("async", false)
+                .build()?,
+        ),
+        VideoSink::Auto => {
+            chain.push(make("videoconvert")?);
+            chain.push(
+                gst::ElementFactory::make("autovideosink")
+                    .property("sync", false)
+                    .build()?,
+            );
+        }
+        VideoSink::Kms => {
+            chain.push(make("videoconvert")?);
+            chain.push(
+                gst::ElementFactory::make("kmssink")
+                    .property("sync", false)
+                    .build()
+                    .context("GStreamer element `kmssink` is missing")?,
+            );
+        }
+    }
+    pipeline.add_many(&chain)?;
+    gst::Element::link_many(&chain)?;
+    let c = counters.clone();
+    dec.static_pad("src")
+        .context("decoder has no src pad")?
+        .add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+            move |_, info| {
+                match &info.data {
+                    Some(gst::PadProbeData::Buffer(_)) => c.count_decoded(),
+                    Some(gst::PadProbeData::Event(ev)) => {
+                        if let gst::EventView::Caps(caps) = ev.view() {
+                            if let Some(s) = caps.caps().structure(0) {
+                                let w = s.get::<i32>("width").unwrap_or(0).max(0) as u32;
+                                let h = s.get::<i32>("height").unwrap_or(0).max(0) as u32;
+                                c.width.store(w, Ordering::Relaxed);
+                                c.height.store(h, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
+    depay.static_pad("sink").context("depayloader has no sink")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn video_sources_and_sinks_parse_with_clear_errors() {
+        assert_eq!("test".parse::<VideoSource>().unwrap(), VideoSource::Test);
+        assert_eq!(
+            "file:/tmp/a.mkv".parse::<VideoSource>().unwrap(),
+            VideoSource::File("/tmp/a.mkv".into())
+        );
+        assert_eq!(
+            "/dev/video2".parse::<VideoSource>().unwrap(),
+            VideoSource::Camera("/dev/video2".into())
+        );
+        assert!("file:".parse::<VideoSource>().is_err());
+        let err = "webcam".parse::<VideoSource>().unwrap_err();
+        assert!(err.contains("webcam") && err.contains("file:PATH"), "{err}");
+        assert_eq!("kms".parse::<VideoSink>().unwrap(), VideoSink::Kms);
+        assert!("hdmi".parse::<VideoSink>().is_err());
+    }
+}
