@@ -8,8 +8,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use ewindow_protocol::{CallStats, EndReason, StreamDirection};
 use tokio::sync::mpsc;
 
-use crate::media::{AudioStreamConfig, MediaSession, RtpParams, RtpSockets};
-use crate::sdp::{self, LocalAudio, NegotiatedAudio, SdpError};
+use crate::media::{
+    AudioStreamConfig, MediaSession, RtpParams, RtpSockets, SrtpParams, VideoSource,
+    VideoStreamConfig,
+};
+use crate::sdp::{
+    self, CryptoSuite, Direction, LocalAudio, LocalKeys, LocalSession, LocalVideo, Negotiated,
+    SdpError, Srtp,
+};
 use crate::sip::{self, Call, CallEvent, Ended, IncomingInvite, SipAgent};
 use crate::CommonArgs;
 
@@ -25,33 +31,107 @@ struct Outcome {
     line: String,
 }
 
-fn local_audio(sockets: &RtpSockets, args: &CommonArgs) -> LocalAudio {
-    let ip = sockets
-        .rtp
-        .local_addr()
-        .map(|a| a.ip())
-        .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
-    let mut local = LocalAudio::new(ip, sockets.rtp_port(), args.codecs.0.clone());
-    local.ptime_ms = args.ptime;
-    local
+/// Our side of a call's media: the sockets bound for it and what we offer or accept.
+struct LocalMedia {
+    audio: RtpSockets,
+    video: Option<RtpSockets>,
+    session: LocalSession,
 }
 
-fn stream_config(neg: &NegotiatedAudio, args: &CommonArgs) -> AudioStreamConfig {
-    AudioStreamConfig {
-        codec: neg.format.codec,
+impl LocalMedia {
+    /// Binds RTP sockets on `ip` for audio and (unless disabled) video, and fresh SRTP keys.
+    fn bind(ip: std::net::IpAddr, args: &CommonArgs) -> Result<LocalMedia> {
+        let audio = RtpSockets::bind(ip, RTP_PORTS)?;
+        let mut local_audio = LocalAudio::new(ip, audio.rtp_port(), args.codecs.0.clone());
+        local_audio.ptime_ms = args.ptime;
+        let video = if args.video_codecs.0.is_empty() {
+            None
+        } else {
+            Some(RtpSockets::bind(ip, RTP_PORTS)?)
+        };
+        let local_video = video.as_ref().map(|v| LocalVideo {
+            port: v.rtp_port(),
+            codecs: args.video_codecs.0.clone(),
+            direction: if args.video_source == VideoSource::None {
+                Direction::RecvOnly
+            } else {
+                Direction::SendRecv
+            },
+            bandwidth_kbps: Some(args.video_kbps),
+            rtcp_mux: false,
+        });
+        // Keys are made here, per call, and never leave the process except inside SIP.
+        let keys = LocalKeys {
+            audio: rand::random(),
+            video: rand::random(),
+        };
+        let session = LocalSession {
+            audio: local_audio,
+            video: local_video,
+            srtp: args.srtp,
+            suites: CryptoSuite::ALL.to_vec(),
+            keys,
+        };
+        Ok(LocalMedia {
+            audio,
+            video,
+            session,
+        })
+    }
+}
+
+fn srtp_params(srtp: &Option<Srtp>) -> Result<Option<SrtpParams>> {
+    srtp.as_ref()
+        .map(|s| SrtpParams::from_sdes(s.suite.name(), s.local_key.clone(), s.remote_key.clone()))
+        .transpose()
+}
+
+/// The media configuration for what was negotiated.
+fn media_configs(
+    neg: &Negotiated,
+    args: &CommonArgs,
+) -> Result<(AudioStreamConfig, Option<VideoStreamConfig>)> {
+    let a = &neg.audio;
+    let audio = AudioStreamConfig {
+        codec: a.format.codec,
         rtp: RtpParams {
-            pt: neg.format.pt,
-            remote_rtp: neg.remote_rtp,
-            remote_rtcp: neg.remote_rtcp,
-            send: neg.direction.sends(),
-            recv: neg.direction.receives(),
-            srtp: None,
+            pt: a.format.pt,
+            remote_rtp: a.remote_rtp,
+            remote_rtcp: a.remote_rtcp,
+            send: a.direction.sends(),
+            recv: a.direction.receives(),
+            srtp: srtp_params(&a.srtp)?,
         },
-        ptime_ms: neg.ptime_ms.unwrap_or(args.ptime),
+        ptime_ms: a.ptime_ms.unwrap_or(args.ptime),
         source: args.audio_source.clone(),
         sink: args.audio_sink.clone(),
         echo_cancel: args.echo_cancel,
-    }
+    };
+    let video = match &neg.video {
+        Some(v) => Some(VideoStreamConfig {
+            codec: v.codec,
+            rtp: RtpParams {
+                pt: v.pt,
+                remote_rtp: v.remote_rtp,
+                remote_rtcp: v.remote_rtcp,
+                send: v.direction.sends(),
+                recv: v.direction.receives(),
+                srtp: srtp_params(&v.srtp)?,
+            },
+            width: args.video_size.0,
+            height: args.video_size.1,
+            fps: args.video_fps,
+            // Honour the peer's b=AS / b=TIAS.
+            kbps: v
+                .remote_bandwidth_kbps
+                .map_or(args.video_kbps, |b| b.min(args.video_kbps)),
+            source: args.video_source.clone(),
+            sink: args.video_sink,
+            keyframe_requests: v.pli || v.fir,
+        }),
+        None => None,
+    };
+    Ok((audio, video))
 }
 
 fn write_stats(args: &CommonArgs, stats: &CallStats) {
@@ -127,8 +207,8 @@ async fn answer(
 ) -> Outcome {
     let started = invite.received_at;
     let who = invite.from.from_user.clone().unwrap_or_else(|| "?".into());
-    let sockets = match RtpSockets::bind(agent.local_addr().ip(), RTP_PORTS) {
-        Ok(s) => s,
+    let media = match LocalMedia::bind(agent.local_addr().ip(), args) {
+        Ok(m) => m,
         Err(e) => {
             agent.reject(invite, 503).await;
             return failed(
@@ -138,9 +218,8 @@ async fn answer(
             );
         }
     };
-    let local = local_audio(&sockets, args);
     let offer = String::from_utf8_lossy(&invite.body).into_owned();
-    let (answer_sdp, neg) = match sdp::answer_offer(&offer, &local, session_id(), 1) {
+    let (answer_sdp, neg) = match sdp::answer_session(&offer, &media.session, session_id(), 1) {
         Ok(x) => x,
         Err(e) => {
             let status = e.sip_status();
@@ -157,19 +236,17 @@ async fn answer(
             );
         }
     };
-    if neg.is_secure() {
-        agent.reject(invite, 488).await;
-        return failed(
-            EndReason::Rejected,
-            Some(488),
-            format!("refused {who} with 488: SRTP (RTP/SAVP) offered, not supported yet"),
-        );
-    }
     let mut call = match agent.ring(invite) {
         Ok(c) => c,
         Err(e) => return failed(EndReason::Rejected, Some(400), format!("{e:#}")),
     };
-    tracing::info!(peer = %who, codec = neg.format.codec.name(), "incoming call");
+    tracing::info!(
+        peer = %who,
+        audio = neg.audio.format.codec.name(),
+        video = neg.video.as_ref().map_or("-", |v| v.codec.name()),
+        srtp = neg.audio.srtp.is_some(),
+        "incoming call"
+    );
     if !auto_answer {
         // Ring until the caller gives up: there is nobody to pick up yet.
         loop {
@@ -191,7 +268,7 @@ async fn answer(
     }
     run_call(
         call,
-        sockets,
+        media,
         &neg,
         args,
         started,
@@ -236,15 +313,14 @@ async fn place(
     invites: &mut mpsc::Receiver<IncomingInvite>,
     shutdown: &mut Shutdown,
 ) -> Outcome {
-    let sockets = match RtpSockets::bind(agent.local_addr().ip(), RTP_PORTS) {
-        Ok(s) => s,
+    let media = match LocalMedia::bind(agent.local_addr().ip(), args) {
+        Ok(m) => m,
         Err(e) => return failed(EndReason::MediaError, None, format!("{e:#}")),
     };
-    let local = local_audio(&sockets, args);
-    if let Err(e) = local.validate() {
+    if let Err(e) = media.session.audio.validate() {
         return failed(EndReason::MediaError, None, format!("our SDP: {e}"));
     }
-    let offer = sdp::build_offer(&local, session_id(), 1);
+    let offer = sdp::build_session_offer(&media.session, session_id(), 1);
     let started = Instant::now();
     let mut call = match agent.invite(uri, args.transport, offer) {
         Ok(c) => c,
@@ -280,14 +356,16 @@ async fn place(
         }
     };
     let text = String::from_utf8_lossy(&answer).into_owned();
-    let neg = match sdp::read_answer(&text, &local) {
-        Ok(n) if !n.is_secure() => n,
-        Ok(_) => {
+    let neg = match sdp::read_session_answer(&text, &media.session) {
+        Ok(n) => n,
+        Err(SdpError::SrtpRequired) => {
             let _ = call.hangup().await;
             return failed(
                 EndReason::Rejected,
                 None,
-                "the answer uses SRTP, which we did not offer; hung up".into(),
+                format!(
+                    "{uri} answered without SRTP, which is required (--srtp required); hung up"
+                ),
             );
         }
         Err(e) => {
@@ -299,10 +377,15 @@ async fn place(
             );
         }
     };
-    tracing::info!(codec = neg.format.codec.name(), "call established");
+    tracing::info!(
+        audio = neg.audio.format.codec.name(),
+        video = neg.video.as_ref().map_or("-", |v| v.codec.name()),
+        srtp = neg.audio.srtp.is_some(),
+        "call established"
+    );
     run_call(
         call,
-        sockets,
+        media,
         &neg,
         args,
         started,
@@ -315,16 +398,23 @@ async fn place(
 /// Runs an established call until it ends; returns its outcome.
 async fn run_call(
     mut call: Call,
-    sockets: RtpSockets,
-    neg: &NegotiatedAudio,
+    local: LocalMedia,
+    neg: &Negotiated,
     args: &CommonArgs,
     started: Instant,
     mut busy: Option<(&SipAgent, &mut mpsc::Receiver<IncomingInvite>)>,
     shutdown: &mut Shutdown,
 ) -> Outcome {
     let established = Instant::now();
-    let cfg = stream_config(neg, args);
-    let media = match MediaSession::start(sockets, &cfg, None, args.jitter_ms) {
+    let started_media = media_configs(neg, args).and_then(|(audio, video)| {
+        let receives = audio.rtp.recv || video.as_ref().is_some_and(|v| v.rtp.recv);
+        let video = match (local.video, video.as_ref()) {
+            (Some(sockets), Some(v)) => Some((sockets, v)),
+            _ => None,
+        };
+        MediaSession::start(local.audio, &audio, video, args.jitter_ms).map(|m| (m, receives))
+    });
+    let (media, receives) = match started_media {
         Ok(m) => m,
         Err(e) => {
             let _ = call.hangup().await;
@@ -337,7 +427,8 @@ async fn run_call(
     let mut last_packets = 0u64;
     let mut last_progress = Instant::now();
     let mut last_print = Instant::now();
-    let end = loop {
+    // (why the call ends, whether we still have to hang up)
+    let (end, hang_up) = loop {
         let agent_invites = async {
             match busy.as_mut() {
                 Some((_, rx)) => rx.recv().await,
@@ -346,11 +437,11 @@ async fn run_call(
         };
         tokio::select! {
             ev = call.next_event() => match ev {
-                CallEvent::Ended(Ended::RemoteBye) => break EndReason::RemoteBye,
-                CallEvent::Ended(Ended::LocalBye) => break EndReason::LocalBye,
-                CallEvent::Ended(Ended::Cancelled) => break EndReason::Cancel,
-                CallEvent::Ended(Ended::Timeout) => break EndReason::Timeout,
-                CallEvent::Ended(Ended::Rejected(..)) => break EndReason::Rejected,
+                CallEvent::Ended(Ended::RemoteBye) => break (EndReason::RemoteBye, false),
+                CallEvent::Ended(Ended::LocalBye) => break (EndReason::LocalBye, false),
+                CallEvent::Ended(Ended::Cancelled) => break (EndReason::Cancel, false),
+                CallEvent::Ended(Ended::Timeout) => break (EndReason::Timeout, false),
+                CallEvent::Ended(Ended::Rejected(..)) => break (EndReason::Rejected, false),
                 CallEvent::Acknowledged | CallEvent::Ringing | CallEvent::Answered(_) => {}
             },
             Some(other) = agent_invites => {
@@ -359,29 +450,23 @@ async fn run_call(
                     agent.reject(other, 486).await;
                 }
             }
-            _ = shutdown.wait() => {
-                let _ = call.hangup().await;
-                break EndReason::LocalBye;
-            }
+            _ = shutdown.wait() => break (EndReason::LocalBye, true),
             _ = tick.tick() => {
                 if duration.is_some_and(|d| established.elapsed() >= d) {
-                    if let Err(e) = call.hangup().await { tracing::warn!("{e:#}"); }
-                    break EndReason::LocalBye;
+                    break (EndReason::LocalBye, true);
                 }
                 if let Some(err) = media.poll_error() {
                     tracing::error!("media: {err}");
-                    let _ = call.hangup().await;
-                    break EndReason::MediaError;
+                    break (EndReason::MediaError, true);
                 }
-                if cfg.rtp.recv {
+                if receives {
                     let packets = media.packets_received();
                     if packets != last_packets {
                         last_packets = packets;
                         last_progress = Instant::now();
                     } else if last_progress.elapsed() >= rtp_timeout {
-                        tracing::warn!("no RTP for {:.1} s", rtp_timeout.as_secs_f64());
-                        let _ = call.hangup().await;
-                        break EndReason::RtpTimeout;
+                        tracing::warn!("no RTP for {:.1} s: hanging up", rtp_timeout.as_secs_f64());
+                        break (EndReason::RtpTimeout, true);
                     }
                 }
                 if args.live_stats && last_print.elapsed() >= Duration::from_secs(1) {
@@ -391,17 +476,24 @@ async fn run_call(
             }
         }
     };
+    // The call ended now; a BYE that goes unanswered must not lengthen it.
+    let duration_s = established.elapsed().as_secs_f64();
     let streams = media.stats();
     let since_invite = |t: Instant| t.saturating_duration_since(started).as_millis() as u64;
     let setup_ms = media.first_decoded().map(since_invite);
     let first_rtp_ms = media.first_rtp().map(since_invite);
     media.stop();
+    if hang_up {
+        if let Err(e) = call.hangup().await {
+            tracing::warn!("{e:#}");
+        }
+    }
     let stats = CallStats {
         setup_ms,
         first_rtp_ms,
         end_reason: Some(end),
         sip_status: None,
-        duration_s: established.elapsed().as_secs_f64(),
+        duration_s,
         streams,
     };
     let ok = matches!(end, EndReason::LocalBye | EndReason::RemoteBye);
@@ -435,16 +527,21 @@ fn live_line(t: Duration, streams: &[ewindow_protocol::StreamStats]) -> String {
 
 fn summary(stats: &CallStats) -> String {
     let reason = stats.end_reason.map_or("?", EndReason::as_str);
-    let send = stats.stream("audio", StreamDirection::Send);
-    let recv = stats.stream("audio", StreamDirection::Recv);
-    format!(
-        "call ended ({reason}) after {:.1} s: audio {} sent {} packets, received {}, decoded {}",
-        stats.duration_s,
-        send.or(recv).map_or("-", |s| s.codec.as_str()),
-        send.map_or(0, |s| s.packets),
-        recv.map_or(0, |s| s.packets),
-        recv.map_or(0, |s| s.decoded)
-    )
+    let mut line = format!("call ended ({reason}) after {:.1} s", stats.duration_s);
+    for media in ["audio", "video"] {
+        let send = stats.stream(media, StreamDirection::Send);
+        let recv = stats.stream(media, StreamDirection::Recv);
+        let Some(any) = send.or(recv) else { continue };
+        line.push_str(&format!(
+            "; {media} {}{} sent {} packets, received {}, decoded {}",
+            any.codec,
+            if any.srtp { " (srtp)" } else { "" },
+            send.map_or(0, |s| s.packets),
+            recv.map_or(0, |s| s.packets),
+            recv.map_or(0, |s| s.decoded)
+        ));
+    }
+    line
 }
 
 fn session_id() -> u64 {

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::media::{AudioSink, AudioSource, EchoCancel};
-use crate::sdp::AudioCodec;
+use crate::media::{AudioSink, AudioSource, EchoCancel, VideoSink, VideoSource};
+use crate::sdp::{AudioCodec, SrtpMode, VideoCodec};
 use crate::sip::Transport;
 
 #[derive(Parser, Debug)]
@@ -82,6 +82,27 @@ pub struct CommonArgs {
     /// Audio codecs in preference order: opus, pcmu, pcma, speex (both rates), speex16, speex8.
     #[arg(long, default_value = "opus,pcmu,pcma,speex", value_parser = parse_codecs)]
     pub codecs: CodecList,
+    /// Video codecs in preference order (vp8, vp9, h264), or `none` for an audio-only call.
+    #[arg(long, default_value = "vp8,vp9,h264", value_parser = parse_video_codecs)]
+    pub video_codecs: VideoCodecList,
+    /// Video source: test (moving pattern with a clock), none, file:PATH (looped), /dev/videoN.
+    #[arg(long, default_value = "test")]
+    pub video_source: VideoSource,
+    /// Video sink: null (decoded and counted), auto (a desktop window), kms (fullscreen).
+    #[arg(long, default_value = "null")]
+    pub video_sink: VideoSink,
+    /// Picture size we send.
+    #[arg(long, default_value = "640x480", value_parser = parse_size)]
+    pub video_size: (u32, u32),
+    /// Frames per second we send.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=60))]
+    pub video_fps: u32,
+    /// Video bitrate in kbit/s (capped by the peer's b=AS / b=TIAS).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(50..=20000))]
+    pub video_kbps: u32,
+    /// SRTP (SDES keys): required (refuse plain RTP), optional (use it when offered), off.
+    #[arg(long, default_value = "required", value_parser = parse_srtp)]
+    pub srtp: SrtpMode,
     /// Jitter buffer latency in milliseconds.
     #[arg(long, default_value_t = 40)]
     pub jitter_ms: u32,
@@ -110,6 +131,38 @@ fn parse_codecs(s: &str) -> Result<CodecList, String> {
     AudioCodec::parse_list(s)
         .map(CodecList)
         .map_err(|e| e.to_string())
+}
+
+/// Video codecs in preference order; empty for audio only.
+#[derive(Clone, Debug)]
+pub struct VideoCodecList(pub Vec<VideoCodec>);
+
+fn parse_video_codecs(s: &str) -> Result<VideoCodecList, String> {
+    if s == "none" {
+        return Ok(VideoCodecList(Vec::new()));
+    }
+    VideoCodec::parse_list(s)
+        .map(VideoCodecList)
+        .map_err(|e| e.to_string())
+}
+
+fn parse_srtp(s: &str) -> Result<SrtpMode, String> {
+    match s {
+        "required" => Ok(SrtpMode::Required),
+        "optional" => Ok(SrtpMode::Optional),
+        "off" => Ok(SrtpMode::Off),
+        _ => Err(format!("`{s}`: expected required, optional or off")),
+    }
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("`{s}` is not a size like 640x480");
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h): (u32, u32) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
+    if !(16..=4096).contains(&w) || !(16..=4096).contains(&h) || w % 2 != 0 || h % 2 != 0 {
+        return Err(format!("{s}: width and height must be even, 16 to 4096"));
+    }
+    Ok((w, h))
 }
 
 impl CommonArgs {

@@ -172,8 +172,13 @@ fn gio_socket(sock: UdpSocket) -> Result<gio::Socket> {
     gio::Socket::from_fd(fd).map_err(|e| anyhow!("wrapping UDP socket for GStreamer: {e}"))
 }
 
-/// Adds the UDP elements of one RTP session and links them to `rtpbin`. Returns the RTP
-/// socket (for the sender's `udpsink`).
+/// The sending end of one RTP session: its socket and, with SRTP, its encoder.
+struct SessionOut {
+    socket: gio::Socket,
+    srtpenc: Option<gst::Element>,
+}
+
+/// Adds the UDP (and SRTP) elements of one RTP session and links them to `rtpbin`.
 fn wire_session(
     pipeline: &gst::Pipeline,
     rtpbin: &gst::Element,
@@ -182,7 +187,7 @@ fn wire_session(
     rtp: &RtpParams,
     rtp_caps: gst::Caps,
     counters: &Arc<Counters>,
-) -> Result<gio::Socket> {
+) -> Result<SessionOut> {
     let rtp_sock = gio_socket(sockets.rtp)?;
     let rtcp_sock = gio_socket(sockets.rtcp)?;
     let (rtp_caps, rtcp_caps) = match &rtp.srtp {
@@ -208,21 +213,34 @@ fn wire_session(
         .property("caps", &rtp_caps)
         .build()?;
     pipeline.add_many([&rtcp_sink, &rtcp_src, &rtp_src])?;
-    rtcp_src.link_pads(
-        Some("src"),
-        rtpbin,
-        Some(&format!("recv_rtcp_sink_{session}")),
-    )?;
-    rtpbin.link_pads(
-        Some(&format!("send_rtcp_src_{session}")),
-        &rtcp_sink,
-        Some("sink"),
-    )?;
-    rtp_src.link_pads(
-        Some("src"),
-        rtpbin,
-        Some(&format!("recv_rtp_sink_{session}")),
-    )?;
+    let recv_rtp = format!("recv_rtp_sink_{session}");
+    let recv_rtcp = format!("recv_rtcp_sink_{session}");
+    let send_rtcp = format!("send_rtcp_src_{session}");
+    let srtpenc = match &rtp.srtp {
+        Some(keys) => {
+            let dec = keys.decoder()?;
+            let enc = keys.encoder()?;
+            pipeline.add_many([&dec, &enc])?;
+            rtp_src.link_pads(Some("src"), &dec, Some("rtp_sink"))?;
+            dec.link_pads(Some("rtp_src"), rtpbin, Some(&recv_rtp))?;
+            rtcp_src.link_pads(Some("src"), &dec, Some("rtcp_sink"))?;
+            dec.link_pads(Some("rtcp_src"), rtpbin, Some(&recv_rtcp))?;
+            let rtcp_in = format!("rtcp_sink_{session}");
+            rtpbin.link_pads(Some(&send_rtcp), &enc, Some(&rtcp_in))?;
+            enc.link_pads(
+                Some(&format!("rtcp_src_{session}")),
+                &rtcp_sink,
+                Some("sink"),
+            )?;
+            Some(enc)
+        }
+        None => {
+            rtp_src.link_pads(Some("src"), rtpbin, Some(&recv_rtp))?;
+            rtcp_src.link_pads(Some("src"), rtpbin, Some(&recv_rtcp))?;
+            rtpbin.link_pads(Some(&send_rtcp), &rtcp_sink, Some("sink"))?;
+            None
+        }
+    };
     let c = counters.clone();
     rtp_src
         .static_pad("src")
@@ -231,19 +249,22 @@ fn wire_session(
             c.first_rtp.get_or_init(Instant::now);
             gst::PadProbeReturn::Ok
         });
-    Ok(rtp_sock)
+    Ok(SessionOut {
+        socket: rtp_sock,
+        srtpenc,
+    })
 }
 
-/// Adds the `udpsink` that sends a session's RTP from its socket.
+/// Adds the `udpsink` that sends a session's RTP from its socket, through SRTP if keyed.
 fn rtp_sender(
     pipeline: &gst::Pipeline,
     rtpbin: &gst::Element,
     session: u32,
-    socket: &gio::Socket,
+    out: &SessionOut,
     rtp: &RtpParams,
 ) -> Result<()> {
     let sink = gst::ElementFactory::make("udpsink")
-        .property("socket", socket)
+        .property("socket", &out.socket)
         .property("host", rtp.remote_rtp.ip().to_string())
         .property("port", rtp.remote_rtp.port() as i32)
         .property("sync", false)
@@ -251,11 +272,14 @@ fn rtp_sender(
         .property("close-socket", false)
         .build()?;
     pipeline.add(&sink)?;
-    rtpbin.link_pads(
-        Some(&format!("send_rtp_src_{session}")),
-        &sink,
-        Some("sink"),
-    )?;
+    let send_rtp = format!("send_rtp_src_{session}");
+    match &out.srtpenc {
+        Some(enc) => {
+            rtpbin.link_pads(Some(&send_rtp), enc, Some(&format!("rtp_sink_{session}")))?;
+            enc.link_pads(Some(&format!("rtp_src_{session}")), &sink, Some("sink"))?;
+        }
+        None => rtpbin.link_pads(Some(&send_rtp), &sink, Some("sink"))?,
+    }
     Ok(())
 }
 
@@ -308,19 +332,8 @@ impl MediaSession {
             .build()
             .context("GStreamer element `rtpbin` is missing")?;
         pipeline.add(&rtpbin)?;
-        let mut keys = Vec::new();
-        if let Some(k) = &audio.rtp.srtp {
-            keys.push((AUDIO_SESSION, k.clone()));
-        }
-        if let Some((_, v)) = &video {
-            if let Some(k) = &v.rtp.srtp {
-                keys.push((VIDEO_SESSION, k.clone()));
-            }
-        }
-        srtp::install(&rtpbin, keys);
-
         let audio_counters = Arc::new(Counters::default());
-        let sock = wire_session(
+        let out = wire_session(
             &pipeline,
             &rtpbin,
             AUDIO_SESSION,
@@ -331,7 +344,7 @@ impl MediaSession {
         )?;
         if audio.rtp.send {
             audio::add_sender(&pipeline, &rtpbin, AUDIO_SESSION, audio, &audio_counters)?;
-            rtp_sender(&pipeline, &rtpbin, AUDIO_SESSION, &sock, &audio.rtp)?;
+            rtp_sender(&pipeline, &rtpbin, AUDIO_SESSION, &out, &audio.rtp)?;
         }
         let sink = audio::add_receiver(&pipeline, audio, &audio_counters)?;
         route_incoming(&rtpbin, AUDIO_SESSION, sink);
@@ -340,7 +353,7 @@ impl MediaSession {
         let video_state = match video {
             Some((sockets, v)) => {
                 let counters = Arc::new(Counters::default());
-                let sock = wire_session(
+                let out = wire_session(
                     &pipeline,
                     &rtpbin,
                     VIDEO_SESSION,
@@ -352,7 +365,7 @@ impl MediaSession {
                 if v.rtp.send && v.source != VideoSource::None {
                     file_player =
                         video::add_sender(&pipeline, &rtpbin, VIDEO_SESSION, v, &counters)?;
-                    rtp_sender(&pipeline, &rtpbin, VIDEO_SESSION, &sock, &v.rtp)?;
+                    rtp_sender(&pipeline, &rtpbin, VIDEO_SESSION, &out, &v.rtp)?;
                 }
                 let sink = video::add_receiver(&pipeline, v, &counters)?;
                 route_incoming(&rtpbin, VIDEO_SESSION, sink);

@@ -1,8 +1,7 @@
-//! SRTP with SDES keys (RFC 4568): `srtpenc`/`srtpdec` handed to `rtpbin` through its
-//! `request-rtp-encoder`/`-decoder` signals, one pair per RTP session.
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+//! SRTP with SDES keys (RFC 4568): one `srtpenc` and one `srtpdec` per RTP session, placed
+//! between `rtpbin` and the UDP elements. (rtpbin's `request-rtcp-encoder` signal looks for
+//! the encoder's src pad before requesting its sink pad, which `srtpenc` only creates on
+//! request, so the elements are linked by hand.)
 
 use anyhow::{bail, Result};
 use gstreamer as gst;
@@ -81,7 +80,8 @@ impl SrtpParams {
         caps
     }
 
-    fn encoder(&self) -> Result<gst::Element> {
+    /// An `srtpenc` with our key, for one session's RTP and RTCP.
+    pub fn encoder(&self) -> Result<gst::Element> {
         let enc = gst::ElementFactory::make("srtpenc")
             .property("key", gst::Buffer::from_slice(self.local_key.clone()))
             .build()?;
@@ -92,59 +92,13 @@ impl SrtpParams {
         Ok(enc)
     }
 
-    fn decoder(&self) -> Result<gst::Element> {
+    /// An `srtpdec` with the peer's key, for one session's RTP and RTCP.
+    pub fn decoder(&self) -> Result<gst::Element> {
         let dec = gst::ElementFactory::make("srtpdec").build()?;
         let caps = self.srtcp_caps();
         // A new SSRC asks for its key; every SSRC of the session uses the peer's key.
         dec.connect("request-key", false, move |_| Some(caps.to_value()));
         Ok(dec)
-    }
-}
-
-/// Hands `rtpbin` an SRTP encoder and decoder for each session that has keys. RTP and RTCP
-/// of a session share one `srtpenc` and one `srtpdec`.
-pub fn install(rtpbin: &gst::Element, sessions: Vec<(u32, SrtpParams)>) {
-    if sessions.is_empty() {
-        return;
-    }
-    let keys: Arc<HashMap<u32, SrtpParams>> = Arc::new(sessions.into_iter().collect());
-    for encode in [true, false] {
-        let cache: Arc<Mutex<HashMap<u32, gst::Element>>> = Default::default();
-        let signals = if encode {
-            ["request-rtp-encoder", "request-rtcp-encoder"]
-        } else {
-            ["request-rtp-decoder", "request-rtcp-decoder"]
-        };
-        for signal in signals {
-            let keys = keys.clone();
-            let cache = cache.clone();
-            rtpbin.connect(signal, false, move |args| {
-                let session = args.get(1)?.get::<u32>().ok()?;
-                let params = keys.get(&session)?;
-                let mut elements = match cache.lock() {
-                    Ok(g) => g,
-                    Err(p) => p.into_inner(),
-                };
-                if let Some(e) = elements.get(&session) {
-                    return Some(e.to_value());
-                }
-                let made = if encode {
-                    params.encoder()
-                } else {
-                    params.decoder()
-                };
-                match made {
-                    Ok(e) => {
-                        elements.insert(session, e.clone());
-                        Some(e.to_value())
-                    }
-                    Err(err) => {
-                        tracing::error!("SRTP element for session {session}: {err:#}");
-                        None
-                    }
-                }
-            });
-        }
     }
 }
 
