@@ -128,6 +128,8 @@ fn media_configs(
             source: args.video_source.clone(),
             sink: args.video_sink,
             keyframe_requests: v.pli || v.fir,
+            h264_single_nal: v.codec == sdp::VideoCodec::H264
+                && sdp::h264_single_nal(v.fmtp.as_deref()),
         }),
         None => None,
     };

@@ -75,6 +75,11 @@ pub const PT_VP8: u8 = 96;
 pub const PT_VP9: u8 = 98;
 /// Dynamic payload type we offer for H.264.
 pub const PT_H264: u8 = 100;
+/// Our offered payload type for H.264 in packetization mode 0 (single NAL unit), which
+/// baresip 1.0's avcodec module speaks.
+pub const PT_H264_MODE0: u8 = 99;
+/// Our offered `a=fmtp` for H.264 in packetization mode 0.
+pub const H264_MODE0_OFFER_FMTP: &str = "packetization-mode=0;profile-level-id=42e01f";
 /// RTP clock rate of every video codec.
 pub const VIDEO_CLOCK_RATE: u32 = 90000;
 /// `a=fmtp` value we offer for H.264 (RFC 6184): non-interleaved mode,
@@ -484,7 +489,8 @@ pub enum VideoCodec {
     Vp8,
     /// VP9 (RFC 9628).
     Vp9,
-    /// H.264 (RFC 6184), only in packetization mode 1 (non-interleaved).
+    /// H.264 (RFC 6184), packetization mode 1 (non-interleaved) preferred, mode 0 (single
+    /// NAL unit) accepted.
     H264,
 }
 
@@ -558,13 +564,14 @@ impl VideoCodec {
 
     /// Whether a remote payload format can be used as this codec: encoding
     /// name (case-insensitive) and clock rate match, and for H.264 the
-    /// `a=fmtp` has `packetization-mode=1` (mode 0, the default when absent,
-    /// is not supported). In an `answer` to our mode-1 offer an absent
-    /// packetization mode is taken as agreement; an explicit other one is not.
-    fn accepts(self, format: &RemoteFormat, answer: bool) -> bool {
-        let mode_ok = || match packetization_mode(format.fmtp.as_deref()) {
-            Some(mode) => mode == "1",
-            None => answer,
+    /// packetization mode is 1 or 0 (0 is the default when absent, RFC 6184);
+    /// interleaved mode 2 is not supported.
+    fn accepts(self, format: &RemoteFormat, _answer: bool) -> bool {
+        let mode_ok = || {
+            matches!(
+                packetization_mode(format.fmtp.as_deref()),
+                None | Some("0") | Some("1")
+            )
         };
         format
             .encoding
@@ -989,6 +996,19 @@ pub fn build_session_offer(local: &LocalSession, session_id: u64, session_versio
                 fmtp: codec.offer_fmtp().map(str::to_string),
                 feedback: VIDEO_FEEDBACK.to_vec(),
             });
+            if *codec == VideoCodec::H264 {
+                formats.push(FormatLine {
+                    pt: PT_H264_MODE0,
+                    rtpmap: rtpmap_value(
+                        PT_H264_MODE0,
+                        codec.encoding_name(),
+                        codec.clock_rate(),
+                        1,
+                    ),
+                    fmtp: Some(H264_MODE0_OFFER_FMTP.to_string()),
+                    feedback: VIDEO_FEEDBACK.to_vec(),
+                });
+            }
         }
         desc.media_descriptions.push(media_section(&Section {
             media: "video",
@@ -1200,10 +1220,12 @@ fn answer_video(
         return None;
     }
     let formats = remote_formats(media, None);
+    // Our codec order first; among H.264 payload types, mode 1 before mode 0.
     let (codec, format) = local.codecs.iter().find_map(|codec| {
         formats
             .iter()
-            .find(|f| codec.accepts(f, false))
+            .filter(|f| codec.accepts(f, false))
+            .min_by_key(|f| packetization_mode(f.fmtp.as_deref()) != Some("1"))
             .map(|f| (*codec, f))
     })?;
     let srtp = answer_crypto(media, sdes, true).ok()?;
@@ -1601,16 +1623,23 @@ fn packetization_mode(fmtp: Option<&str>) -> Option<&str> {
     fmtp.and_then(|f| fmtp_param(f, "packetization-mode"))
 }
 
-/// Our H.264 `a=fmtp` answer: mode 1 and the offer's `profile-level-id`
-/// when it is well-formed (6 hex digits).
+/// Our H.264 `a=fmtp` answer: the offer's packetization mode (0 when absent)
+/// and its `profile-level-id` when it is well-formed (6 hex digits).
 fn h264_answer_fmtp(offer_fmtp: Option<&str>) -> String {
+    let mode = packetization_mode(offer_fmtp).unwrap_or("0");
     let plid = offer_fmtp
         .and_then(|f| fmtp_param(f, "profile-level-id"))
         .filter(|p| p.len() == 6 && p.bytes().all(|b| b.is_ascii_hexdigit()));
     match plid {
-        Some(p) => format!("packetization-mode=1;profile-level-id={p}"),
-        None => "packetization-mode=1".to_string(),
+        Some(p) => format!("packetization-mode={mode};profile-level-id={p}"),
+        None => format!("packetization-mode={mode}"),
     }
+}
+
+/// Whether a negotiated H.264 `a=fmtp` is packetization mode 0 (single NAL unit per
+/// packet): then the encoder must keep every NAL unit under the MTU.
+pub fn h264_single_nal(fmtp: Option<&str>) -> bool {
+    packetization_mode(fmtp).unwrap_or("0") == "0"
 }
 
 /// The video RTCP feedback a remote side announces for a payload type.
@@ -3571,7 +3600,7 @@ a=fmtp:102 0-15\r\n\
 a=rtcp:40001\r\n\
 a=ptime:20\r\n\
 a=sendrecv\r\n\
-m=video 40002 RTP/AVP 96 98 100\r\n\
+m=video 40002 RTP/AVP 96 98 100 99\r\n\
 a=rtpmap:96 VP8/90000\r\n\
 a=rtcp-fb:96 nack\r\n\
 a=rtcp-fb:96 nack pli\r\n\
@@ -3585,6 +3614,11 @@ a=fmtp:100 packetization-mode=1;profile-level-id=42e01f;level-asymmetry-allowed=
 a=rtcp-fb:100 nack\r\n\
 a=rtcp-fb:100 nack pli\r\n\
 a=rtcp-fb:100 ccm fir\r\n\
+a=rtpmap:99 H264/90000\r\n\
+a=fmtp:99 packetization-mode=0;profile-level-id=42e01f\r\n\
+a=rtcp-fb:99 nack\r\n\
+a=rtcp-fb:99 nack pli\r\n\
+a=rtcp-fb:99 ccm fir\r\n\
 a=rtcp:40003\r\n\
 a=sendrecv\r\n";
         assert_eq!(sdp, expected);
@@ -3654,7 +3688,7 @@ a=sendrecv\r\n";
             media_lines(&sdp),
             vec![
                 "m=audio 40000 RTP/AVP 111 0 8 97 98 101 102",
-                "m=video 40002 RTP/AVP 100"
+                "m=video 40002 RTP/AVP 100 99"
             ]
         );
         assert_eq!(crypto_lines(section(&sdp, "audio")).len(), 2);
@@ -3674,7 +3708,7 @@ a=sendrecv\r\n";
         let sdp = build_session_offer(&s, 1, 1);
         let video = section(&sdp, "video");
         assert!(
-            video.starts_with("m=video 40002 RTP/AVP 100 96\r\nb=AS:1500\r\nb=TIAS:1500000\r\n"),
+            video.starts_with("m=video 40002 RTP/AVP 100 99 96\r\nb=AS:1500\r\nb=TIAS:1500000\r\n"),
             "{video}"
         );
         assert!(
@@ -3866,7 +3900,7 @@ a=sendrecv\r\n"
     }
 
     #[test]
-    fn h264_without_mode_1_is_not_taken() {
+    fn h264_mode_0_is_taken_when_no_mode_1_is_offered() {
         let offer = offer_with(
             "m=audio 4000 RTP/AVP 0\n\
 m=video 5000 RTP/AVP 100 101 102\n\
@@ -3878,10 +3912,24 @@ a=fmtp:102 profile-level-id=42e01f\n",
         );
         let s = session(SrtpMode::Off, &[VideoCodec::H264]);
         let (answer, n) = answer_session(&offer, &s, 1, 1).unwrap();
+        let v = n
+            .video
+            .expect("mode 0 H.264 is accepted (baresip 1.0 offers only that)");
+        assert_eq!(v.pt, 100);
+        assert!(h264_single_nal(v.fmtp.as_deref()));
+        assert!(
+            answer.contains("a=fmtp:100 packetization-mode=0;profile-level-id=42e01f\r\n"),
+            "{answer}"
+        );
+        // Interleaved mode 2 is not supported.
+        let offer = offer_with(
+            "m=audio 4000 RTP/AVP 0\nm=video 5000 RTP/AVP 98\na=rtpmap:98 H264/90000\na=fmtp:98 packetization-mode=2\n",
+        );
+        let (answer, n) = answer_session(&offer, &s, 1, 1).unwrap();
         assert_eq!(n.video, None);
         assert_eq!(
             media_lines(&answer),
-            vec!["m=audio 40000 RTP/AVP 0", "m=video 0 RTP/AVP 100 101 102"]
+            vec!["m=audio 40000 RTP/AVP 0", "m=video 0 RTP/AVP 98"]
         );
         // Mode 1 without profile-level-id: answered with the mode only.
         let offer = offer_with(
@@ -4423,7 +4471,7 @@ m=video 5000 RTP/AVP 96\na=rtpmap:96 VP8/90000\n"
             "",
             "m=video 0 RTP/AVP 96\n",
             "m=video 6000 RTP/AVP 120\na=rtpmap:120 AV1/90000\n",
-            "m=video 6000 RTP/AVP 100\na=rtpmap:100 H264/90000\na=fmtp:100 packetization-mode=0\n",
+            "m=video 6000 RTP/AVP 100\na=rtpmap:100 H264/90000\na=fmtp:100 packetization-mode=2\n",
             "m=video 6000 RTP/AVP 96\na=rtcp:0\n",
             "m=video 6000 UDP 96\n",
         ] {

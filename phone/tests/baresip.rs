@@ -49,6 +49,10 @@ fn phone_calls_baresip(codec: BaresipCodec, transport: &str) {
         BaresipCodec::Pcmu => "pcmu",
     };
     assert_eq!(recv.codec, expected);
+    assert!(
+        recv.srtp,
+        "baresip with mediaenc=srtp-mand: the call must be SRTP"
+    );
     assert!(recv.decoded >= MIN_FRAMES, "we decoded {}", recv.decoded);
     assert!(
         theirs.rx_packets >= MIN_FRAMES,
@@ -86,6 +90,10 @@ fn baresip_calls_phone(codec: BaresipCodec) {
     let ours = read_stats(&json);
     assert_eq!(ours.end_reason, Some(EndReason::LocalBye));
     let recv = ours.stream("audio", StreamDirection::Recv).unwrap();
+    assert!(
+        recv.srtp,
+        "baresip with mediaenc=srtp-mand: the call must be SRTP"
+    );
     assert!(recv.decoded >= MIN_FRAMES, "we decoded {}", recv.decoded);
     assert!(
         theirs.rx_packets >= MIN_FRAMES,
@@ -141,4 +149,103 @@ fn baresip_hangs_up_and_phone_sees_remote_bye() {
     let (ok, out) = b.finish(Duration::from_secs(15));
     assert!(ok, "{out}");
     assert_eq!(read_stats(&json).end_reason, Some(EndReason::RemoteBye));
+}
+
+/// A 10 s call with video between our phone and baresip (both directions of who calls),
+/// SRTP mandatory on both sides.
+fn video_with_baresip(codec: &str, we_call: bool) {
+    let _turn = VIDEO_TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let mut peer = Baresip::start_video("vid", codec);
+    let dir = temp_dir(&format!("baresip-video-{codec}"));
+    let json = dir.join("ours.json");
+    let common = [
+        "--video-codecs",
+        codec,
+        "--duration",
+        "10",
+        "--stats-json",
+        json.to_str().unwrap(),
+    ];
+    let (ok, out) = if we_call {
+        phone_call(&peer.uri(), &common).finish(Duration::from_secs(40))
+    } else {
+        let port = free_port();
+        let mut args = vec!["--auto-answer"];
+        args.extend(common);
+        let mut b = phone_listen(port, &args);
+        peer.command("dial", &format!("sip:ewindow@127.0.0.1:{port}"));
+        b.finish(Duration::from_secs(40))
+    };
+    assert!(ok, "{codec} call with baresip failed:\n{out}");
+    let theirs = peer
+        .wait_call_end(Duration::from_secs(10))
+        .unwrap_or_else(|| {
+            panic!(
+                "baresip did not end the call:\n{}",
+                peer.proc.seen.join("\n")
+            )
+        });
+    let ours = read_stats(&json);
+    let sent = ours
+        .stream("video", StreamDirection::Send)
+        .expect("we sent video");
+    let recv = ours
+        .stream("video", StreamDirection::Recv)
+        .expect("we received video");
+    eprintln!(
+        "{codec} (we call: {we_call}): we encoded {} frames / sent {} packets, baresip received {}; \
+         baresip sent {} packets, we received {} and decoded {} frames at {:?} fps, {:?}x{:?}",
+        sent.decoded, sent.packets, theirs.video_rx_packets, theirs.video_tx_packets,
+        recv.packets, recv.decoded, recv.fps, recv.width, recv.height
+    );
+    assert_eq!(recv.codec, codec);
+    assert!(
+        sent.srtp && recv.srtp,
+        "video must be SRTP (RTP/SAVP with a=crypto)"
+    );
+    assert!(
+        theirs.video_rx_packets * 100 >= sent.packets * 80,
+        "baresip received {} of our {} video packets",
+        theirs.video_rx_packets,
+        sent.packets
+    );
+    // baresip's fakevideo sends 30 fps: a 10 s call carries 300 frames.
+    assert!(
+        recv.decoded >= 240,
+        "we decoded {} of ~300 frames",
+        recv.decoded
+    );
+}
+
+/// Video calls take turns: two at once starve a 2-core machine.
+static VIDEO_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn phone_calls_baresip_with_vp8_video_over_srtp() {
+    video_with_baresip("vp8", true);
+}
+
+#[test]
+fn baresip_calls_phone_with_vp8_video_over_srtp() {
+    video_with_baresip("vp8", false);
+}
+
+#[test]
+fn phone_calls_baresip_with_vp9_video_over_srtp() {
+    video_with_baresip("vp9", true);
+}
+
+#[test]
+fn baresip_calls_phone_with_vp9_video_over_srtp() {
+    video_with_baresip("vp9", false);
+}
+
+#[test]
+fn phone_calls_baresip_with_h264_video_over_srtp() {
+    video_with_baresip("h264", true);
+}
+
+#[test]
+fn baresip_calls_phone_with_h264_video_over_srtp() {
+    video_with_baresip("h264", false);
 }

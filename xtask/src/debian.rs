@@ -9,9 +9,16 @@ pub const RUNTIME: &[&str] = &[
     "pkg-config",
     "libgstreamer1.0-dev",
     "libgstreamer-plugins-base1.0-dev",
+    // opus, audiotestsrc, videotestsrc, videoconvert/scale/rate, decodebin
     "gstreamer1.0-plugins-base",
+    // rtpbin, RTP (de)payloaders, vp8/vp9, mulaw/alaw, speex, udpsrc/udpsink, v4l2
     "gstreamer1.0-plugins-good",
+    // srtpenc/srtpdec, openh264, webrtcdsp, intervideo, kmssink
     "gstreamer1.0-plugins-bad",
+    // x264enc: H.264 with slice-size control (packetization mode 0)
+    "gstreamer1.0-plugins-ugly",
+    // timeoverlay on the test pattern
+    "gstreamer1.0-x",
 ];
 
 /// Everything: the runtime plus the real peers the tests and benchmarks talk to.
@@ -22,7 +29,13 @@ pub const ALL: &[&str] = &[
     "gstreamer1.0-plugins-base",
     "gstreamer1.0-plugins-good",
     "gstreamer1.0-plugins-bad",
+    "gstreamer1.0-plugins-ugly",
+    "gstreamer1.0-x",
+    // gst-launch-1.0, used by the media benchmark to make its clip
+    "gstreamer1.0-tools",
     "baresip",
+    // baresip's avcodec (H.264) and avformat (file source) modules
+    "baresip-ffmpeg",
     "sip-tester",
 ];
 

@@ -124,6 +124,8 @@ pub struct VideoStreamConfig {
     pub sink: VideoSink,
     /// Whether the peer takes RTCP PLI / FIR keyframe requests from us.
     pub keyframe_requests: bool,
+    /// H.264 packetization mode 0: every NAL unit must fit one RTP packet.
+    pub h264_single_nal: bool,
 }
 
 /// Counters of one medium, updated from streaming threads.

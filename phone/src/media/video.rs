@@ -99,11 +99,12 @@ fn capsfilter(caps: gst::Caps) -> Result<gst::Element> {
         .build()?)
 }
 
-/// The encoder for a codec, tuned for real time on a small CPU.
-fn encoder(cfg: &VideoStreamConfig) -> Result<gst::Element> {
+/// The encoder for a codec, tuned for real time on a small CPU, and for x264 the caps that
+/// keep it to the constrained baseline profile we offer.
+fn encoder(cfg: &VideoStreamConfig) -> Result<Vec<gst::Element>> {
     let bps = cfg.kbps.saturating_mul(1000);
     let gop = (cfg.fps * 3).max(1);
-    Ok(match cfg.codec {
+    Ok(vec![match cfg.codec {
         VideoCodec::Vp8 | VideoCodec::Vp9 => {
             let name = if cfg.codec == VideoCodec::Vp8 {
                 "vp8enc"
@@ -123,7 +124,30 @@ fn encoder(cfg: &VideoStreamConfig) -> Result<gst::Element> {
             enc
         }
         VideoCodec::H264 if exists("v4l2h264enc") => make("v4l2h264enc")?,
+        VideoCodec::H264 if exists("x264enc") => {
+            let enc = make("x264enc")?;
+            enc.set_property_from_str("speed-preset", "ultrafast");
+            enc.set_property_from_str("tune", "zerolatency");
+            enc.set_property("bitrate", cfg.kbps);
+            enc.set_property("key-int-max", gop);
+            enc.set_property("threads", 1u32);
+            // Slices under the MTU: packetization mode 0 needs one NAL unit per packet,
+            // and small NAL units lose less on a lossy link in mode 1 too.
+            enc.set_property("option-string", "slice-max-size=1200");
+            let caps = capsfilter(
+                gst::Caps::builder("video/x-h264")
+                    .field("profile", "constrained-baseline")
+                    .build(),
+            )?;
+            return Ok(vec![enc, caps]);
+        }
         VideoCodec::H264 => {
+            if cfg.h264_single_nal {
+                tracing::warn!(
+                    "H.264 packetization mode 0 without x264enc: openh264enc cannot limit NAL \
+                     size, large frames will be fragmented"
+                );
+            }
             let enc = make("openh264enc")?;
             enc.set_property("bitrate", bps);
             enc.set_property("gop-size", gop);
@@ -133,7 +157,7 @@ fn encoder(cfg: &VideoStreamConfig) -> Result<gst::Element> {
             enc.set_property("multi-thread", 1u32);
             enc
         }
-    })
+    }])
 }
 
 fn payloader(cfg: &VideoStreamConfig) -> Result<gst::Element> {
@@ -308,16 +332,17 @@ pub fn add_sender(
         e.factory()
             .is_some_and(|f| f.name().as_str() == "decodebin")
     });
-    let rest = vec![
+    let mut rest = vec![
         make("videoconvert")?,
         make("videoscale")?,
         make("videorate")?,
         capsfilter(raw_caps(cfg))?,
-        encoder(cfg)?,
-        payloader(cfg)?,
     ];
-    let enc = rest[4].clone();
-    let pay = rest[5].clone();
+    let encoder = encoder(cfg)?;
+    let enc = encoder[0].clone();
+    rest.extend(encoder);
+    let pay = payloader(cfg)?;
+    rest.push(pay.clone());
     pipeline.add_many(&chain)?;
     pipeline.add_many(&rest)?;
     gst::Element::link_many(&rest)?;

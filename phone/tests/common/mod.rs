@@ -242,18 +242,33 @@ pub struct Baresip {
     pub user: String,
 }
 
-/// What baresip reported for a finished call.
+/// What baresip reported for a finished call (its `rtp_stats` table).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct BaresipCall {
-    /// RTP packets baresip sent.
+    /// Audio RTP packets baresip sent.
     pub tx_packets: u64,
-    /// RTP packets baresip received (it does not report decoded frames).
+    /// Audio RTP packets baresip received.
     pub rx_packets: u64,
+    /// Video RTP packets baresip sent (0 without video).
+    pub video_tx_packets: u64,
+    /// Video RTP packets baresip received.
+    pub video_rx_packets: u64,
 }
 
 impl Baresip {
-    /// Starts baresip listening on a free port, auto-answering calls.
+    /// Starts an audio-only baresip listening on a free port, auto-answering calls, with
+    /// SRTP mandatory (`mediaenc=srtp-mand`).
     pub fn start(user: &str, codec: BaresipCodec) -> Baresip {
+        Baresip::start_with(user, codec, None)
+    }
+
+    /// Starts baresip with audio and video (`fakevideo` source, 640x480 at 30 fps,
+    /// 500 kbit/s) limited to one video codec (`vp8`, `vp9` or `h264`).
+    pub fn start_video(user: &str, video: &str) -> Baresip {
+        Baresip::start_with(user, BaresipCodec::Opus, Some(video))
+    }
+
+    fn start_with(user: &str, codec: BaresipCodec, video: Option<&str>) -> Baresip {
         let dir = temp_dir(&format!("baresip-{user}"));
         let sip_port = free_port();
         let ctrl_port = free_port();
@@ -295,11 +310,33 @@ impl Baresip {
              ctrl_tcp_listen 127.0.0.1:{ctrl_port}\n",
             rtp_base + 99
         );
+        let config = match video {
+            None => config,
+            Some(_) => format!(
+                "{config}video_source fakevideo,nil\n\
+                 video_display fakevideo,nil\n\
+                 video_size 640x480\n\
+                 video_bitrate 500000\n\
+                 video_fps 30.00\n\
+                 module vp8.so\n\
+                 module vp9.so\n\
+                 module avcodec.so\n\
+                 module fakevideo.so\n"
+            ),
+        };
+        let video_param = video.map_or(String::new(), |v| {
+            let name = match v {
+                "h264" => "H264",
+                "vp9" => "VP9",
+                _ => "VP8",
+            };
+            format!(";video_codecs={name}")
+        });
         std::fs::write(dir.join("config"), config).unwrap();
         std::fs::write(
             dir.join("accounts"),
             format!(
-                "<sip:{user}@127.0.0.1:{sip_port}>;regint=0;answermode=auto;audio_codecs={codecs}\n"
+                "<sip:{user}@127.0.0.1:{sip_port}>;regint=0;answermode=auto;mediaenc=srtp-mand;audio_codecs={codecs}{video_param}\n"
             ),
         )
         .unwrap();
@@ -342,16 +379,35 @@ impl Baresip {
     /// Waits until baresip prints its end-of-call RTP statistics and returns them.
     pub fn wait_call_end(&mut self, timeout: Duration) -> Option<BaresipCall> {
         self.proc.wait_for("terminated (duration", timeout)?;
-        // "packets:            252          250" follows (Transmit, Receive).
-        let line = self.proc.wait_for("packets:", Duration::from_secs(3))?;
-        let nums: Vec<u64> = line
-            .split_whitespace()
-            .filter_map(|w| w.parse().ok())
-            .collect();
-        Some(BaresipCall {
-            tx_packets: *nums.first()?,
-            rx_packets: *nums.get(1)?,
-        })
+        // Tables follow: "audio  Transmit: Receive:" then "packets:  252  250", and the
+        // same for video when the call had video.
+        let mut call = BaresipCall::default();
+        let mut current = "";
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            let Some(line) = self.proc.wait_for("", Duration::from_millis(300)) else {
+                break;
+            };
+            let t = line.trim_start();
+            if t.starts_with("audio") && t.contains("Transmit") {
+                current = "audio";
+            } else if t.starts_with("video") && t.contains("Transmit") {
+                current = "video";
+            } else if let Some(rest) = t.strip_prefix("packets:") {
+                let nums: Vec<u64> = rest
+                    .split_whitespace()
+                    .filter_map(|w| w.parse().ok())
+                    .collect();
+                if let [tx, rx, ..] = nums[..] {
+                    match current {
+                        "audio" => (call.tx_packets, call.rx_packets) = (tx, rx),
+                        "video" => (call.video_tx_packets, call.video_rx_packets) = (tx, rx),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        (call.tx_packets + call.rx_packets > 0).then_some(call)
     }
 }
 
