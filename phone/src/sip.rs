@@ -664,6 +664,25 @@ impl Refusal {
     }
 }
 
+/// Whether a header value has an empty `;` parameter or `,` element outside quotes
+/// (RFC 4475 badinv01: `Via: SIP/2.0/UDP 192.0.2.15;;,;,,`), which rsipstack tolerates.
+fn has_empty_parameter(text: &str) -> bool {
+    let mut unquoted = String::with_capacity(text.len());
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in text.chars() {
+        match (quoted, escaped, c) {
+            (true, true, _) => escaped = false,
+            (true, false, '\\') => escaped = true,
+            (_, false, '"') => quoted = !quoted,
+            (false, _, c) => unquoted.push(c),
+            _ => {}
+        }
+    }
+    let t = unquoted.trim_end();
+    [";;", ";,", ",,", ",;"].iter().any(|p| t.contains(p)) || t.ends_with(';') || t.ends_with(',')
+}
+
 /// Checks what the stack leaves unchecked (RFC 3261 8.2 and RFC 4475's invalid messages).
 fn check_request(req: &rsipstack::sip::Request) -> Result<(), Refusal> {
     use rsipstack::sip::uri::Scheme;
@@ -705,8 +724,16 @@ fn check_request(req: &rsipstack::sip::Request) -> Result<(), Refusal> {
                 return Err(Refusal::bad("a header that must be unique is repeated"));
             }
         }
-        if h.to_string().contains('\0') {
+        let text = h.to_string();
+        if text.contains('\0') {
             return Err(Refusal::bad("NUL byte in a header"));
+        }
+        if matches!(
+            h,
+            Header::Via(_) | Header::Contact(_) | Header::From(_) | Header::To(_)
+        ) && has_empty_parameter(&text)
+        {
+            return Err(Refusal::bad("empty parameter in Via, Contact, From or To"));
         }
     }
     if req.call_id_header().is_err() {
@@ -796,6 +823,19 @@ mod tests {
             panic!("not a request")
         };
         assert!(check_request(&req).is_ok());
+    }
+
+    #[test]
+    fn guard_answers_empty_header_parameters_with_400() {
+        assert_eq!(status("01-badinv01.sip"), Some(400));
+        assert!(has_empty_parameter("Via: SIP/2.0/UDP 192.0.2.15;;,;,,"));
+        assert!(has_empty_parameter(
+            "Contact: \"Joe\" <sip:joe@example.org>;;;;"
+        ));
+        assert!(!has_empty_parameter("From: \"a;;b,,\" <sip:a@b>;tag=1"));
+        assert!(!has_empty_parameter(
+            "Via: SIP/2.0/UDP h;branch=z9hG4bK1;rport"
+        ));
     }
 
     #[test]

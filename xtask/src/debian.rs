@@ -19,6 +19,8 @@ pub const RUNTIME: &[&str] = &[
     "gstreamer1.0-plugins-ugly",
     // timeoverlay on the test pattern
     "gstreamer1.0-x",
+    // avdec_h264: openh264dec left some x264 streams undecoded here
+    "gstreamer1.0-libav",
 ];
 
 /// Everything: the runtime plus the real peers the tests and benchmarks talk to.
@@ -31,6 +33,7 @@ pub const ALL: &[&str] = &[
     "gstreamer1.0-plugins-bad",
     "gstreamer1.0-plugins-ugly",
     "gstreamer1.0-x",
+    "gstreamer1.0-libav",
     // gst-launch-1.0, used by the media benchmark to make its clip
     "gstreamer1.0-tools",
     "baresip",

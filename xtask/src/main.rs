@@ -111,7 +111,7 @@ fn test(extra: &[String]) -> Result<()> {
         "-D",
         "warnings",
     ])?;
-    let mut args = vec!["test", "--workspace"];
+    let mut args = vec!["test", "--workspace", "--no-fail-fast"];
     args.extend(extra.iter().map(String::as_str));
     cargo(&args)
 }

@@ -666,6 +666,7 @@ mod tests {
 
     #[test]
     fn source_stats_read_gstreamer_field_types() {
+        gst::init().unwrap();
         let s = gst::Structure::builder("application/x-rtp-source-stats")
             .field("internal", false)
             .field("packets-received", 250u64)

@@ -194,6 +194,7 @@ fn depayloader_and_decoder(cfg: &VideoStreamConfig) -> Result<Vec<gst::Element>>
         VideoCodec::Vp8 => vec![depay, make("vp8dec")?],
         VideoCodec::Vp9 => vec![depay, make("vp9dec")?],
         VideoCodec::H264 => {
+            // openh264dec decoded nothing of some x264 streams here: it is the last resort.
             let dec = ["v4l2h264dec", "avdec_h264", "openh264dec"]
                 .into_iter()
                 .find(|f| exists(f))
