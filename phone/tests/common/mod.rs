@@ -363,17 +363,57 @@ impl Baresip {
         format!("sip:{}@127.0.0.1:{}", self.user, self.sip_port)
     }
 
-    /// Sends a ctrl_tcp command (netstring-framed JSON).
-    pub fn command(&self, command: &str, params: &str) {
+    /// Sends a ctrl_tcp command (netstring-framed JSON) and returns the `data` of its
+    /// response (events that arrive first are skipped).
+    pub fn command(&self, command: &str, params: &str) -> String {
         let mut s = TcpStream::connect(("127.0.0.1", self.ctrl_port)).expect("ctrl_tcp connect");
         let msg =
             serde_json::json!({"command": command, "params": params, "token": "t"}).to_string();
         s.write_all(format!("{}:{},", msg.len(), msg).as_bytes())
             .expect("ctrl_tcp write");
-        // Wait for the response so the command is executed before we go on.
-        s.set_read_timeout(Some(Duration::from_secs(3))).ok();
-        let mut buf = [0u8; 512];
-        let _ = s.read(&mut buf);
+        s.set_read_timeout(Some(Duration::from_millis(300))).ok();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = s.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            // Netstrings: LEN:JSON,
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            let mut rest = text.as_str();
+            while let Some((len, after)) = rest.split_once(':') {
+                let Ok(len) = len.trim().parse::<usize>() else {
+                    break;
+                };
+                if after.len() <= len {
+                    break;
+                }
+                let json = &after[..len];
+                rest = &after[len + 1..];
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(json) {
+                    if v["response"].as_bool() == Some(true) {
+                        return v["data"].as_str().unwrap_or_default().to_string();
+                    }
+                }
+            }
+        }
+        String::new()
+    }
+
+    /// Video frames baresip took from its source and fully decoded in the current call
+    /// (its `video_debug` command), if it has a video stream.
+    pub fn video_frames(&self) -> Option<(u64, u64)> {
+        let text = self.command("video_debug", "");
+        let frames_after = |needle: &str| -> Option<u64> {
+            let line = text.lines().find(|l| l.contains(needle))?;
+            let v = line.split("frames=").nth(1)?;
+            v.split_whitespace().next()?.parse().ok()
+        };
+        Some((frames_after("source:")?, frames_after("vidisp:")?))
     }
 
     /// Waits until baresip prints its end-of-call RTP statistics and returns them.
