@@ -106,6 +106,7 @@ fn media_configs(
         source: args.audio_source.clone(),
         sink: args.audio_sink.clone(),
         echo_cancel: args.echo_cancel,
+        latency_marks: args.latency_marks,
     };
     let video = match &neg.video {
         Some(v) => Some(VideoStreamConfig {
@@ -130,6 +131,7 @@ fn media_configs(
             keyframe_requests: v.pli || v.fir,
             h264_single_nal: v.codec == sdp::VideoCodec::H264
                 && sdp::h264_single_nal(v.fmtp.as_deref()),
+            latency_marks: args.latency_marks,
         }),
         None => None,
     };

@@ -118,6 +118,10 @@ pub struct CommonArgs {
     /// Write the call statistics as JSON to PATH when the call ends.
     #[arg(long, value_name = "PATH")]
     pub stats_json: Option<PathBuf>,
+    /// Benchmarks: send clicks and time-stamped video frames, and record when they arrive
+    /// (`marks_us` and `latency_ms` in the statistics).
+    #[arg(long, hide = true)]
+    pub latency_marks: bool,
     /// Print a statistics line every second during the call.
     #[arg(long)]
     pub live_stats: bool,

@@ -90,6 +90,13 @@ pub struct StreamStats {
     /// Whether the stream was SRTP.
     #[serde(default)]
     pub srtp: bool,
+    /// Video recv with `--latency-marks`: median one-way latency of marked frames, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    /// Audio with `--latency-marks`: click onsets (µs since the epoch) at the encoder input
+    /// (send) or decoder output (recv); a benchmark pairs them across the two phones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks_us: Vec<i64>,
 }
 
 /// The statistics of one call.

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
+use super::marks::{self, Marks};
 use super::{make, AudioStreamConfig, Counters};
 use crate::sdp::AudioCodec;
 
@@ -162,10 +163,19 @@ pub fn add_sender(
     session: u32,
     cfg: &AudioStreamConfig,
     counters: &Arc<Counters>,
+    marks: &Arc<Marks>,
 ) -> Result<()> {
     let els = codec_elements(cfg.codec);
     let rate = els.raw_rate;
     let src = match &cfg.source {
+        // Clicks, one a second, whose onsets the latency benchmark times.
+        AudioSource::Test if cfg.latency_marks => gst::ElementFactory::make("audiotestsrc")
+            .property("is-live", true)
+            .property_from_str("wave", "ticks")
+            .property("freq", 1000.0f64)
+            .property("volume", 0.8f64)
+            .property("samplesperbuffer", rate * cfg.ptime_ms as i32 / 1000)
+            .build()?,
         AudioSource::Test => gst::ElementFactory::make("audiotestsrc")
             .property("is-live", true)
             .property("freq", 440.0f64)
@@ -208,6 +218,7 @@ pub fn add_sender(
             .property(
                 "caps",
                 gst::Caps::builder("audio/x-raw")
+                    .field("format", "S16LE")
                     .field("rate", rate)
                     .field("channels", 1i32)
                     .build(),
@@ -231,13 +242,15 @@ pub fn add_sender(
         rtpbin,
         Some(&format!("send_rtp_sink_{session}")),
     )?;
+    let enc_sink = enc.static_pad("sink").context("encoder has no sink pad")?;
     let c = counters.clone();
-    enc.static_pad("sink")
-        .context("encoder has no sink pad")?
-        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            c.count_encoded();
-            gst::PadProbeReturn::Ok
-        });
+    enc_sink.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        c.count_encoded();
+        gst::PadProbeReturn::Ok
+    });
+    if cfg.latency_marks {
+        marks::audio_onsets(&enc_sink, marks.clone(), true);
+    }
     Ok(())
 }
 
@@ -246,6 +259,7 @@ pub fn add_receiver(
     pipeline: &gst::Pipeline,
     cfg: &AudioStreamConfig,
     counters: &Arc<Counters>,
+    marks: &Arc<Marks>,
 ) -> Result<gst::Pad> {
     let els = codec_elements(cfg.codec);
     let depay = make(els.depayloader)?;
@@ -282,13 +296,15 @@ pub fn add_receiver(
     chain.push(sink);
     pipeline.add_many(&chain)?;
     gst::Element::link_many(&chain)?;
+    let dec_src = dec.static_pad("src").context("decoder has no src pad")?;
     let c = counters.clone();
-    dec.static_pad("src")
-        .context("decoder has no src pad")?
-        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            c.count_decoded();
-            gst::PadProbeReturn::Ok
-        });
+    dec_src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        c.count_decoded();
+        gst::PadProbeReturn::Ok
+    });
+    if cfg.latency_marks {
+        marks::audio_onsets(&dec_src, marks.clone(), false);
+    }
     depay.static_pad("sink").context("depayloader has no sink")
 }
 

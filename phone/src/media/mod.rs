@@ -7,6 +7,7 @@
 //! this file owns the pipeline, the RTP sessions and the statistics.
 
 mod audio;
+mod marks;
 mod srtp;
 mod video;
 
@@ -101,6 +102,8 @@ pub struct AudioStreamConfig {
     pub sink: AudioSink,
     /// Echo cancellation.
     pub echo_cancel: EchoCancel,
+    /// Send clicks and timestamp click onsets (benchmarks).
+    pub latency_marks: bool,
 }
 
 /// The video stream of a call.
@@ -126,6 +129,8 @@ pub struct VideoStreamConfig {
     pub keyframe_requests: bool,
     /// H.264 packetization mode 0: every NAL unit must fit one RTP packet.
     pub h264_single_nal: bool,
+    /// Paint capture times into sent frames and read them from received ones (benchmarks).
+    pub latency_marks: bool,
 }
 
 /// Counters of one medium, updated from streaming threads.
@@ -158,6 +163,7 @@ pub struct MediaSession {
     audio: (AudioCodec, Arc<Counters>, bool),
     video: Option<(VideoCodec, Arc<Counters>, bool)>,
     started: Instant,
+    marks: Arc<marks::Marks>,
     /// A looping file source runs in a pipeline of its own.
     _file_player: Option<video::FilePlayer>,
 }
@@ -335,6 +341,7 @@ impl MediaSession {
             .context("GStreamer element `rtpbin` is missing")?;
         pipeline.add(&rtpbin)?;
         let audio_counters = Arc::new(Counters::default());
+        let marks = Arc::new(marks::Marks::default());
         let out = wire_session(
             &pipeline,
             &rtpbin,
@@ -345,10 +352,17 @@ impl MediaSession {
             &audio_counters,
         )?;
         if audio.rtp.send {
-            audio::add_sender(&pipeline, &rtpbin, AUDIO_SESSION, audio, &audio_counters)?;
+            audio::add_sender(
+                &pipeline,
+                &rtpbin,
+                AUDIO_SESSION,
+                audio,
+                &audio_counters,
+                &marks,
+            )?;
             rtp_sender(&pipeline, &rtpbin, AUDIO_SESSION, &out, &audio.rtp)?;
         }
-        let sink = audio::add_receiver(&pipeline, audio, &audio_counters)?;
+        let sink = audio::add_receiver(&pipeline, audio, &audio_counters, &marks)?;
         route_incoming(&rtpbin, AUDIO_SESSION, sink);
 
         let mut file_player = None;
@@ -369,7 +383,7 @@ impl MediaSession {
                         video::add_sender(&pipeline, &rtpbin, VIDEO_SESSION, v, &counters)?;
                     rtp_sender(&pipeline, &rtpbin, VIDEO_SESSION, &out, &v.rtp)?;
                 }
-                let sink = video::add_receiver(&pipeline, v, &counters)?;
+                let sink = video::add_receiver(&pipeline, v, &counters, &marks)?;
                 route_incoming(&rtpbin, VIDEO_SESSION, sink);
                 Some((v.codec, counters, v.rtp.srtp.is_some()))
             }
@@ -385,6 +399,7 @@ impl MediaSession {
             audio: (audio.codec, audio_counters, audio.rtp.srtp.is_some()),
             video: video_state,
             started: Instant::now(),
+            marks,
             _file_player: file_player,
         })
     }
@@ -466,7 +481,7 @@ impl MediaSession {
         let elapsed = self.started.elapsed().as_secs_f64();
         let mut out = Vec::new();
         let (codec, counters, srtp) = &self.audio;
-        out.extend(self.session_stats(
+        let mut audio = self.session_stats(
             AUDIO_SESSION,
             "audio",
             codec.name(),
@@ -474,7 +489,10 @@ impl MediaSession {
             counters,
             *srtp,
             elapsed,
-        ));
+        );
+        audio[0].marks_us = marks::snapshot(&self.marks.audio_sent_us);
+        audio[1].marks_us = marks::snapshot(&self.marks.audio_received_us);
+        out.extend(audio);
         if let Some((codec, counters, srtp)) = &self.video {
             let mut v = self.session_stats(
                 VIDEO_SESSION,
@@ -502,6 +520,9 @@ impl MediaSession {
                 };
                 let secs = since.map_or(0.0, |t| t.elapsed().as_secs_f64());
                 s.fps = (secs > 0.5).then(|| frames as f64 / secs);
+                if s.direction == Some(StreamDirection::Recv) {
+                    s.latency_ms = median(&self.marks.video_latency_ms);
+                }
                 s.width = (w > 0).then_some(w);
                 s.height = (h > 0).then_some(h);
             }
@@ -582,6 +603,15 @@ impl Drop for MediaSession {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
+}
+
+fn median(values: &Mutex<Vec<f64>>) -> Option<f64> {
+    let mut v = marks::snapshot(values);
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    Some(v[v.len() / 2])
 }
 
 fn drop_pad(pipeline: &gst::Pipeline, pad: &gst::Pad) {

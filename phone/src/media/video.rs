@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
+use super::marks::{self, Marks};
 use super::{make, Counters, VideoStreamConfig};
 use crate::sdp::VideoCodec;
 
@@ -376,13 +377,15 @@ pub fn add_sender(
     counters
         .sent_height
         .store(cfg.height, std::sync::atomic::Ordering::Relaxed);
+    let enc_sink = enc.static_pad("sink").context("encoder has no sink pad")?;
+    if cfg.latency_marks {
+        marks::paint_video(&enc_sink);
+    }
     let c = counters.clone();
-    enc.static_pad("sink")
-        .context("encoder has no sink pad")?
-        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            c.count_encoded();
-            gst::PadProbeReturn::Ok
-        });
+    enc_sink.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        c.count_encoded();
+        gst::PadProbeReturn::Ok
+    });
     Ok(player)
 }
 
@@ -391,6 +394,7 @@ pub fn add_receiver(
     pipeline: &gst::Pipeline,
     cfg: &VideoStreamConfig,
     counters: &Arc<Counters>,
+    marks: &Arc<Marks>,
 ) -> Result<gst::Pad> {
     let mut chain = depayloader_and_decoder(cfg)?;
     let depay = chain[0].clone();
@@ -445,6 +449,11 @@ pub fn add_receiver(
                 gst::PadProbeReturn::Ok
             },
         );
+    if cfg.latency_marks {
+        if let Some(src) = dec.static_pad("src") {
+            marks::read_video(&src, marks.clone());
+        }
+    }
     depay.static_pad("sink").context("depayloader has no sink")
 }
 
