@@ -12,11 +12,14 @@ use clap::Subcommand;
 pub enum Bench {
     /// Call setup, CPU and peak RSS of a 20 s Opus call: ours→baresip against baresip→baresip.
     Phone,
+    /// VP8 + Opus from the same clip for 30 s: CPU and RSS against baresip, and latency.
+    Media,
 }
 
 /// Runs one benchmark.
 pub fn run(what: Bench) -> Result<()> {
     match what {
         Bench::Phone => crate::cargo(&["bench", "-p", "ewindow-phone", "--bench", "phone"]),
+        Bench::Media => crate::cargo(&["bench", "-p", "ewindow-phone", "--bench", "media"]),
     }
 }

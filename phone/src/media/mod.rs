@@ -560,6 +560,11 @@ impl MediaSession {
             .iter()
             .filter(|s| !s.internal)
             .max_by_key(|s| s.packets_received);
+        // The report blocks the peer sends about our stream (loss, jitter, round trip) are
+        // kept on the peer's source.
+        let rtt_ms = theirs
+            .filter(|s| s.rb_round_trip > 0)
+            .map(|s| s.rb_round_trip as f64 * 1000.0 / 65536.0);
         let send = StreamStats {
             media: media.into(),
             codec: codec.into(),
@@ -567,11 +572,9 @@ impl MediaSession {
             packets: ours.map_or(0, |s| s.packets_sent),
             bytes: ours.map_or(0, |s| s.octets_sent),
             decoded: counters.encoded_in.load(Ordering::Relaxed),
-            lost: ours.map_or(0, |s| s.rb_packets_lost.max(0)),
-            jitter_ms: ours.map_or(0.0, |s| ms(s.rb_jitter, s.clock_rate)),
-            rtt_ms: ours
-                .filter(|s| s.rb_round_trip > 0)
-                .map(|s| s.rb_round_trip as f64 * 1000.0 / 65536.0),
+            lost: theirs.map_or(0, |s| s.rb_packets_lost.max(0)),
+            jitter_ms: theirs.map_or(0.0, |s| ms(s.rb_jitter, s.clock_rate)),
+            rtt_ms,
             bitrate_kbps: kbps(ours.map_or(0, |s| s.octets_sent)),
             srtp,
             ..StreamStats::default()
@@ -586,6 +589,7 @@ impl MediaSession {
             // RTCP counts duplicates as negative loss; a window reports real loss only.
             lost: theirs.map_or(0, |s| s.packets_lost.max(0)),
             jitter_ms: theirs.map_or(0.0, |s| ms(s.jitter, s.clock_rate)),
+            rtt_ms,
             bitrate_kbps: kbps(theirs.map_or(0, |s| s.octets_received)),
             srtp,
             ..StreamStats::default()

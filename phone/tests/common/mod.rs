@@ -265,10 +265,15 @@ impl Baresip {
     /// Starts baresip with audio and video (`fakevideo` source, 640x480 at 30 fps,
     /// 500 kbit/s) limited to one video codec (`vp8`, `vp9` or `h264`).
     pub fn start_video(user: &str, video: &str) -> Baresip {
-        Baresip::start_with(user, BaresipCodec::Opus, Some(video))
+        Baresip::start_with(user, BaresipCodec::Opus, Some((video, "fakevideo,nil")))
     }
 
-    fn start_with(user: &str, codec: BaresipCodec, video: Option<&str>) -> Baresip {
+    /// Like [`Baresip::start_video`] with another video source (`avformat,CLIP`).
+    pub fn start_video_from(user: &str, video: &str, source: &str) -> Baresip {
+        Baresip::start_with(user, BaresipCodec::Opus, Some((video, source)))
+    }
+
+    fn start_with(user: &str, codec: BaresipCodec, video: Option<(&str, &str)>) -> Baresip {
         let dir = temp_dir(&format!("baresip-{user}"));
         let sip_port = free_port();
         let ctrl_port = free_port();
@@ -312,8 +317,8 @@ impl Baresip {
         );
         let config = match video {
             None => config,
-            Some(_) => format!(
-                "{config}video_source fakevideo,nil\n\
+            Some((_, source)) => format!(
+                "{config}video_source {source}\n\
                  video_display fakevideo,nil\n\
                  video_size 640x480\n\
                  video_bitrate 500000\n\
@@ -321,10 +326,11 @@ impl Baresip {
                  module vp8.so\n\
                  module vp9.so\n\
                  module avcodec.so\n\
+                 module avformat.so\n\
                  module fakevideo.so\n"
             ),
         };
-        let video_param = video.map_or(String::new(), |v| {
+        let video_param = video.map_or(String::new(), |(v, _)| {
             let name = match v {
                 "h264" => "H264",
                 "vp9" => "VP9",

@@ -1,0 +1,251 @@
+//! `cargo xtask bench media`: VP8 at 500 kbit/s plus Opus, both fed from the same generated
+//! clip (640x480, 30 fps, moving content): CPU % and peak RSS of each side for 30 s,
+//! ours→baresip against baresip→baresip in one run, then one-way media latency measured
+//! with marked media. Numbers only: nothing here passes or fails.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use ewindow_protocol::{CallStats, StreamDirection};
+
+const CALL_SECS: u64 = 30;
+
+/// Makes (once) the clip both stacks send: longer than the call, because baresip 1.0's
+/// avformat source does not loop cleanly.
+fn clip() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&dir).expect("target/bench");
+    let path = dir.join("clip-640x480-30fps-40s.webm");
+    if path.exists() {
+        return path;
+    }
+    println!("making {} …", path.display());
+    let tmp = path.with_extension("tmp.webm");
+    let status = Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "videotestsrc",
+            "num-buffers=1200",
+            "pattern=ball",
+            "motion=sweep",
+            "!",
+            "video/x-raw,format=I420,width=640,height=480,framerate=30/1",
+            "!",
+            "timeoverlay",
+            "font-desc=Sans 36",
+            "!",
+            "vp8enc",
+            "deadline=1",
+            "cpu-used=4",
+            "target-bitrate=3000000",
+            "!",
+            "webmmux",
+            "!",
+            "filesink",
+        ])
+        .arg(format!("location={}", tmp.display()))
+        .status()
+        .expect("gst-launch-1.0 (gstreamer1.0-tools)");
+    assert!(status.success(), "making the clip failed");
+    std::fs::rename(&tmp, &path).expect("rename clip");
+    path
+}
+
+#[derive(Default, Clone, Copy)]
+struct Side {
+    cpu_pct: f64,
+    rss_mib: f64,
+}
+
+/// CPU % over the middle of the call and peak RSS at its end.
+fn measure(pids: &[u32]) -> Vec<Side> {
+    std::thread::sleep(Duration::from_secs(1));
+    let t0 = Instant::now();
+    let start: Vec<_> = pids.iter().map(|p| proc_usage(*p)).collect();
+    std::thread::sleep(Duration::from_secs(CALL_SECS - 3));
+    let wall = t0.elapsed().as_secs_f64();
+    pids.iter()
+        .zip(start)
+        .map(|(pid, s0)| match (s0, proc_usage(*pid)) {
+            (Some((c0, _)), Some((c1, hwm))) => Side {
+                cpu_pct: (c1 - c0) / wall * 100.0,
+                rss_mib: hwm as f64 / 1024.0,
+            },
+            _ => Side::default(),
+        })
+        .collect()
+}
+
+fn ours_to_baresip(clip: &Path) -> (Side, Side, CallStats) {
+    let source = format!("avformat,{}", clip.display());
+    let mut peer = Baresip::start_video_from("bench-b", "vp8", &source);
+    let json = temp_dir("bench-media").join("ours.json");
+    let file = format!("file:{}", clip.display());
+    let mut a = phone_call(
+        &peer.uri(),
+        &[
+            "--codecs",
+            "opus",
+            "--video-codecs",
+            "vp8",
+            "--video-source",
+            &file,
+            "--video-kbps",
+            "500",
+            "--duration",
+            &CALL_SECS.to_string(),
+            "--stats-json",
+            json.to_str().unwrap(),
+        ],
+    );
+    a.wait_for("call established", Duration::from_secs(10))
+        .expect("our call to baresip was not established");
+    let sides = measure(&[a.child.id(), peer.proc.child.id()]);
+    let (ok, out) = a.finish(Duration::from_secs(20));
+    assert!(ok, "the benchmark call failed:\n{out}");
+    peer.wait_call_end(Duration::from_secs(10));
+    (sides[0], sides[1], read_stats(&json))
+}
+
+fn baresip_to_baresip(clip: &Path) -> (Side, Side) {
+    let source = format!("avformat,{}", clip.display());
+    let callee = Baresip::start_video_from("bench-b2", "vp8", &source);
+    let mut caller = Baresip::start_video_from("bench-a2", "vp8", &source);
+    caller.command("dial", &callee.uri());
+    caller
+        .proc
+        .wait_for("Call established", Duration::from_secs(10))
+        .expect("baresip→baresip call was not established");
+    let sides = measure(&[caller.proc.child.id(), callee.proc.child.id()]);
+    caller.command("hangup", "");
+    (sides[0], sides[1])
+}
+
+/// One-way latencies (ms) of clicks: each received onset against the last sent one before it.
+fn click_latencies(sent: &[i64], received: &[i64]) -> Vec<f64> {
+    received
+        .iter()
+        .filter_map(|r| {
+            let s = sent.iter().filter(|s| *s <= r).max()?;
+            let ms = (r - s) as f64 / 1000.0;
+            (ms < 500.0).then_some(ms)
+        })
+        .collect()
+}
+
+fn percentile(v: &mut [f64], p: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((v.len() - 1) as f64 * p).round() as usize;
+    Some(v[i])
+}
+
+fn latency_ours() -> (Vec<f64>, Option<f64>) {
+    let dir = temp_dir("bench-latency");
+    let (a_json, b_json) = (dir.join("a.json"), dir.join("b.json"));
+    let port = free_port();
+    let common = [
+        "--latency-marks",
+        "--codecs",
+        "opus",
+        "--video-codecs",
+        "vp8",
+    ];
+    let mut args = vec!["--auto-answer", "--duration", "60", "--stats-json"];
+    args.push(b_json.to_str().unwrap());
+    args.extend(common);
+    let mut b = phone_listen(port, &args);
+    let mut call_args = vec!["--duration", "15", "--stats-json", a_json.to_str().unwrap()];
+    call_args.extend(common);
+    let mut a = phone_call(&format!("sip:ewindow@127.0.0.1:{port}"), &call_args);
+    a.finish(Duration::from_secs(40));
+    b.finish(Duration::from_secs(10));
+    let (sa, sb) = (read_stats(&a_json), read_stats(&b_json));
+    let marks = |s: &CallStats, d| {
+        s.stream("audio", d)
+            .map(|x| x.marks_us.clone())
+            .unwrap_or_default()
+    };
+    let mut audio = click_latencies(
+        &marks(&sa, StreamDirection::Send),
+        &marks(&sb, StreamDirection::Recv),
+    );
+    audio.extend(click_latencies(
+        &marks(&sb, StreamDirection::Send),
+        &marks(&sa, StreamDirection::Recv),
+    ));
+    let video = [&sa, &sb]
+        .iter()
+        .filter_map(|s| s.stream("video", StreamDirection::Recv)?.latency_ms)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+    (audio, video)
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}×", a / b)
+    } else {
+        "-".into()
+    }
+}
+
+fn main() {
+    println!(
+        "bench media: {CALL_SECS} s call, VP8 500 kbit/s + Opus, SRTP, the same clip on both sides"
+    );
+    let clip = clip();
+    let (ours, their_callee, stats) = ours_to_baresip(&clip);
+    let (their_caller, their_callee2) = baresip_to_baresip(&clip);
+    println!();
+    println!("| call            | side   | CPU %  | peak RSS MiB |");
+    println!("|-----------------|--------|--------|--------------|");
+    for (call, side, s) in [
+        ("ours→baresip", "caller", ours),
+        ("ours→baresip", "callee", their_callee),
+        ("baresip→baresip", "caller", their_caller),
+        ("baresip→baresip", "callee", their_callee2),
+    ] {
+        println!(
+            "| {call:<15} | {side:<6} | {:>6.1} | {:>12.1} |",
+            s.cpu_pct, s.rss_mib
+        );
+    }
+    println!(
+        "\nratios, our caller / baresip caller: CPU {} (goal ≤ 0.8×), peak RSS {}",
+        ratio(ours.cpu_pct, their_caller.cpu_pct),
+        ratio(ours.rss_mib, their_caller.rss_mib)
+    );
+    if let Some(v) = stats.stream("video", StreamDirection::Recv) {
+        println!(
+            "our caller received video at {:.1} fps, {}x{}, {:.0} kbit/s; decoded {} frames",
+            v.fps.unwrap_or(0.0),
+            v.width.unwrap_or(0),
+            v.height.unwrap_or(0),
+            v.bitrate_kbps.unwrap_or(0.0),
+            v.decoded
+        );
+    }
+    let (mut audio, video) = latency_ours();
+    println!("\none-way latency on loopback, ours↔ours (marked media, 15 s call):");
+    println!(
+        "  audio (click at the encoder input → click out of the decoder): median {} ms, p95 {} ms over {} clicks (goal ≤ 80 ms)",
+        percentile(&mut audio.clone(), 0.5).map_or("-".into(), |v| format!("{v:.1}")),
+        percentile(&mut audio, 0.95).map_or("-".into(), |v| format!("{v:.1}")),
+        audio.len()
+    );
+    println!(
+        "  video (frame at the encoder input → frame out of the decoder): median {} ms (goal ≤ 120 ms)",
+        video.map_or("-".into(), |v| format!("{v:.1}"))
+    );
+    println!(
+        "  baresip: not measured — it offers no hook to time a frame or a sample in or out; \
+         its receive path holds 5 to 10 packets (jitter_buffer_delay 5-10)."
+    );
+}
