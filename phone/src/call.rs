@@ -86,10 +86,33 @@ fn srtp_params(srtp: &Option<Srtp>) -> Result<Option<SrtpParams>> {
         .transpose()
 }
 
+/// Interoperability workarounds for a peer, chosen from its `User-Agent` / `Server`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Quirks {
+    /// baresip up to 1.x reads a P_DIFF byte after the VP9 picture ID whenever the P bit is
+    /// set, also in non-flexible mode (RFC 9628 has it only in flexible mode), and then
+    /// fails on every inter frame: clear P for such a peer.
+    pub vp9_clear_p: bool,
+}
+
+impl Quirks {
+    /// The quirks of a peer product string.
+    pub fn of(user_agent: Option<&str>) -> Quirks {
+        let ua = user_agent.unwrap_or_default();
+        let old_baresip = ["baresip v0.", "baresip v1."]
+            .iter()
+            .any(|p| ua.starts_with(p));
+        Quirks {
+            vp9_clear_p: old_baresip,
+        }
+    }
+}
+
 /// The media configuration for what was negotiated.
 fn media_configs(
     neg: &Negotiated,
     args: &CommonArgs,
+    quirks: Quirks,
 ) -> Result<(AudioStreamConfig, Option<VideoStreamConfig>)> {
     let a = &neg.audio;
     let audio = AudioStreamConfig {
@@ -132,6 +155,7 @@ fn media_configs(
             h264_single_nal: v.codec == sdp::VideoCodec::H264
                 && sdp::h264_single_nal(v.fmtp.as_deref()),
             latency_marks: args.latency_marks,
+            vp9_clear_p: quirks.vp9_clear_p,
         }),
         None => None,
     };
@@ -211,6 +235,7 @@ async fn answer(
 ) -> Outcome {
     let started = invite.received_at;
     let who = invite.from.from_user.clone().unwrap_or_else(|| "?".into());
+    let quirks = Quirks::of(invite.user_agent.as_deref());
     let media = match LocalMedia::bind(agent.local_addr().ip(), args) {
         Ok(m) => m,
         Err(e) => {
@@ -274,6 +299,7 @@ async fn answer(
         call,
         media,
         &neg,
+        quirks,
         args,
         started,
         Some((agent, invites)),
@@ -332,10 +358,10 @@ async fn place(
     };
     let deadline = tokio::time::sleep(ring_timeout);
     tokio::pin!(deadline);
-    let answer = loop {
+    let (answer, peer_agent) = loop {
         tokio::select! {
             ev = call.next_event() => match ev {
-                CallEvent::Answered(body) => break body,
+                CallEvent::Answered(body, agent) => break (body, agent),
                 CallEvent::Ended(Ended::Rejected(code, text)) => {
                     let reason = if code == 488 { EndReason::NoCommonCodec } else { EndReason::Rejected };
                     return failed(reason, Some(code), format!("refused by {uri}: {code} {text}"));
@@ -359,6 +385,7 @@ async fn place(
             Some(other) = invites.recv() => agent.reject(other, 486).await,
         }
     };
+    let quirks = Quirks::of(peer_agent.as_deref());
     let text = String::from_utf8_lossy(&answer).into_owned();
     let neg = match sdp::read_session_answer(&text, &media.session) {
         Ok(n) => n,
@@ -391,6 +418,7 @@ async fn place(
         call,
         media,
         &neg,
+        quirks,
         args,
         started,
         Some((agent, invites)),
@@ -400,17 +428,19 @@ async fn place(
 }
 
 /// Runs an established call until it ends; returns its outcome.
+#[allow(clippy::too_many_arguments)]
 async fn run_call(
     mut call: Call,
     local: LocalMedia,
     neg: &Negotiated,
+    quirks: Quirks,
     args: &CommonArgs,
     started: Instant,
     mut busy: Option<(&SipAgent, &mut mpsc::Receiver<IncomingInvite>)>,
     shutdown: &mut Shutdown,
 ) -> Outcome {
     let established = Instant::now();
-    let started_media = media_configs(neg, args).and_then(|(audio, video)| {
+    let started_media = media_configs(neg, args, quirks).and_then(|(audio, video)| {
         let receives = audio.rtp.recv || video.as_ref().is_some_and(|v| v.rtp.recv);
         let video = match (local.video, video.as_ref()) {
             (Some(sockets), Some(v)) => Some((sockets, v)),
@@ -446,7 +476,7 @@ async fn run_call(
                 CallEvent::Ended(Ended::Cancelled) => break (EndReason::Cancel, false),
                 CallEvent::Ended(Ended::Timeout) => break (EndReason::Timeout, false),
                 CallEvent::Ended(Ended::Rejected(..)) => break (EndReason::Rejected, false),
-                CallEvent::Acknowledged | CallEvent::Ringing | CallEvent::Answered(_) => {}
+                CallEvent::Acknowledged | CallEvent::Ringing | CallEvent::Answered(..) => {}
             },
             Some(other) = agent_invites => {
                 if let Some((agent, _)) = busy.as_ref() {
@@ -572,5 +602,19 @@ impl Shutdown {
             _ = self.int.recv() => {},
             _ = self.term.recv() => {},
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn baresip_up_to_1_x_gets_the_vp9_p_bit_quirk_and_others_do_not() {
+        assert!(Quirks::of(Some("baresip v1.0.0 (x86_64/linux)")).vp9_clear_p);
+        assert!(Quirks::of(Some("baresip v0.6.6 (arm/linux)")).vp9_clear_p);
+        assert!(!Quirks::of(Some("baresip v3.10.1 (x86_64/linux)")).vp9_clear_p);
+        assert!(!Quirks::of(Some("ewindow-phone/0.1.0")).vp9_clear_p);
+        assert!(!Quirks::of(None).vp9_clear_p);
     }
 }

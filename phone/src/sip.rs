@@ -78,6 +78,8 @@ pub struct IncomingInvite {
     pub transport: Transport,
     /// The SDP offer (may be empty: offerless INVITE).
     pub body: Vec<u8>,
+    /// The caller's `User-Agent`, for peer quirks.
+    pub user_agent: Option<String>,
     /// When it arrived.
     pub received_at: Instant,
 }
@@ -102,8 +104,9 @@ pub enum Ended {
 pub enum CallEvent {
     /// The callee is ringing (180/183).
     Ringing,
-    /// The callee answered (200) with this SDP body; the ACK is already sent.
-    Answered(Vec<u8>),
+    /// The callee answered (200) with this SDP body (and its `Server` or `User-Agent`, for
+    /// peer quirks); the ACK is already sent.
+    Answered(Vec<u8>, Option<String>),
     /// The caller acknowledged our 200 (ACK).
     Acknowledged,
     /// The call is over.
@@ -367,7 +370,12 @@ impl Call {
                 DialogState::Early(_, _) if self.role == Role::Caller => return CallEvent::Ringing,
                 DialogState::Confirmed(_, resp) => {
                     return match self.role {
-                        Role::Caller => CallEvent::Answered(resp.body),
+                        Role::Caller => {
+                            let agent = resp
+                                .header_value("Server")
+                                .or_else(|| resp.header_value("User-Agent"));
+                            CallEvent::Answered(resp.body, agent)
+                        }
                         Role::Callee => CallEvent::Acknowledged,
                     }
                 }
@@ -589,11 +597,13 @@ async fn serve_incoming(
                     _ => Transport::Udp,
                 };
                 let body = req.body.clone();
+                let user_agent = req.header_value("User-Agent");
                 let invite = IncomingInvite {
                     tx,
                     from: who,
                     transport,
                     body,
+                    user_agent,
                     received_at: Instant::now(),
                 };
                 if let Err(

@@ -226,18 +226,10 @@ fn video_with_baresip(codec: &str, we_call: bool) {
     // Both sides decode at least 80 % of what the other sent. baresip was asked at 9.3 s,
     // so compare its count with what we had encoded by then (30 fps).
     let ours_by_then = sent.decoded.min(279);
-    if codec == "vp9" {
-        // Known gap: baresip 1.0 decodes only the keyframes of our VP9 (libvpx says
-        // "Bitstream not supported" for every inter frame, and asks for a new picture each
-        // time), while GStreamer's vp9dec decodes the same stream fully. Assert what holds:
-        // it gets our packets and decodes pictures from them.
-        assert!(their_decoded > 0, "baresip decoded none of our VP9");
-    } else {
-        assert!(
-            their_decoded * 100 >= ours_by_then * 80,
-            "baresip decoded {their_decoded} of our ~{ours_by_then} frames"
-        );
-    }
+    assert!(
+        their_decoded * 100 >= ours_by_then * 80,
+        "baresip decoded {their_decoded} of our ~{ours_by_then} frames"
+    );
     assert!(
         recv.decoded * 100 >= their_sent * 80,
         "we decoded {} of baresip's {their_sent}+ frames",

@@ -131,6 +131,8 @@ pub struct VideoStreamConfig {
     pub h264_single_nal: bool,
     /// Paint capture times into sent frames and read them from received ones (benchmarks).
     pub latency_marks: bool,
+    /// Peer quirk: clear the VP9 payload descriptor's P bit (see `call::Quirks`).
+    pub vp9_clear_p: bool,
 }
 
 /// Counters of one medium, updated from streaming threads.

@@ -177,7 +177,53 @@ fn payloader(cfg: &VideoStreamConfig) -> Result<gst::Element> {
         pay.set_property_from_str("picture-id-mode", "15-bit");
     }
     pay.set_property("pt", u32::from(cfg.rtp.pt));
+    if cfg.codec == VideoCodec::Vp9 && cfg.vp9_clear_p {
+        fn clear(buffer: &mut gst::BufferRef) {
+            if let Ok(mut map) = buffer.map_writable() {
+                vp9_clear_p(map.as_mut_slice());
+            }
+        }
+        if let Some(src) = pay.static_pad("src") {
+            src.add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+                |_, info| {
+                    match &mut info.data {
+                        Some(gst::PadProbeData::Buffer(b)) => clear(b.make_mut()),
+                        Some(gst::PadProbeData::BufferList(l)) => {
+                            l.make_mut().foreach_mut(|mut b, _| {
+                                clear(b.make_mut());
+                                std::ops::ControlFlow::Continue(Some(b))
+                            });
+                        }
+                        _ => {}
+                    }
+                    gst::PadProbeReturn::Ok
+                },
+            );
+        }
+    }
     Ok(pay)
+}
+
+/// Clears the P (inter-picture predicted) bit of a VP9 payload descriptor in non-flexible
+/// mode, for peers that misread it (see `call::Quirks`). Leaves anything else alone.
+pub fn vp9_clear_p(pkt: &mut [u8]) {
+    if pkt.len() < 13 || pkt[0] >> 6 != 2 {
+        return;
+    }
+    let mut off = 12 + 4 * usize::from(pkt[0] & 0x0f);
+    if pkt[0] & 0x10 != 0 {
+        let Some(ext) = pkt.get(off + 2..off + 4) else {
+            return;
+        };
+        off += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+    }
+    if let Some(d) = pkt.get_mut(off) {
+        // Flexible mode (F) really carries P_DIFF bytes after P: never touch it.
+        if *d & 0x10 == 0 {
+            *d &= !0x40;
+        }
+    }
 }
 
 fn depayloader_and_decoder(cfg: &VideoStreamConfig) -> Result<Vec<gst::Element>> {
@@ -460,6 +506,21 @@ pub fn add_receiver(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vp9_p_bit_is_cleared_only_in_non_flexible_descriptors() {
+        let rtp = |d: u8| {
+            let mut p = vec![0x80, 98, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, d, 0x85, 0xbe, 0x86];
+            vp9_clear_p(&mut p);
+            p[12]
+        };
+        assert_eq!(rtp(0b1100_1100), 0b1000_1100); // I P B E → I B E
+        assert_eq!(rtp(0b1101_1100), 0b1101_1100); // flexible: untouched
+        assert_eq!(rtp(0b1000_1110), 0b1000_1110); // keyframe: nothing to clear
+        let mut short = vec![0x80, 98, 0, 1];
+        vp9_clear_p(&mut short); // too short: untouched, no panic
+        assert_eq!(short, vec![0x80, 98, 0, 1]);
+    }
 
     #[test]
     fn video_sources_and_sinks_parse_with_clear_errors() {
