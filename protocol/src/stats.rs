@@ -93,6 +93,10 @@ pub struct StreamStats {
     /// Video recv with `--latency-marks`: median one-way latency of marked frames, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
+    /// Recv with `--latency-marks`: median time from the sender's capture (by its RTCP
+    /// sender-report clock) to our decoder output, ms. Works with any conforming sender.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ntp_latency_ms: Option<f64>,
     /// Audio with `--latency-marks`: click onsets (µs since the epoch) at the encoder input
     /// (send) or decoder output (recv); a benchmark pairs them across the two phones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

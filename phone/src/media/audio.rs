@@ -304,6 +304,7 @@ pub fn add_receiver(
     });
     if cfg.latency_marks {
         marks::audio_onsets(&dec_src, marks.clone(), false);
+        marks::ntp_latency(&dec_src, marks.clone(), false);
     }
     depay.static_pad("sink").context("depayloader has no sink")
 }

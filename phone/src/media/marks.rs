@@ -136,6 +136,48 @@ pub struct Marks {
     pub audio_sent_us: Mutex<Vec<i64>>,
     /// Audio: onsets of clicks we received, at the decoder output.
     pub audio_received_us: Mutex<Vec<i64>>,
+    /// Audio: capture (by the sender's RTCP clock) → our decoder output, ms.
+    pub audio_ntp_latency_ms: Mutex<Vec<f64>>,
+    /// Video: capture (by the sender's RTCP clock) → our decoder output, ms.
+    pub video_ntp_latency_ms: Mutex<Vec<f64>>,
+}
+
+/// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
+const NTP_UNIX_OFFSET_S: i64 = 2_208_988_800;
+
+/// Records, for every buffer passing `pad` that carries the sender's capture time (rtpbin's
+/// `add-reference-timestamp-meta`, mapped through the sender's RTCP sender reports), how long
+/// ago that was. Works with any sender whose SRs are right, baresip included.
+pub fn ntp_latency(pad: &gst::Pad, list: Arc<Marks>, video: bool) {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(buffer) = info.buffer() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        for meta in buffer.iter_meta::<gst::ReferenceTimestampMeta>() {
+            let is_ntp = meta
+                .reference()
+                .structure(0)
+                .is_some_and(|s| s.name() == "timestamp/x-ntp");
+            if !is_ntp {
+                continue;
+            }
+            let captured_us = meta.timestamp().useconds() as i64 - NTP_UNIX_OFFSET_S * 1_000_000;
+            let ms = (now_us() - captured_us) as f64 / 1000.0;
+            // Before the first SR the mapping is a guess; keep plausible values only.
+            if (0.0..2000.0).contains(&ms) {
+                push(
+                    if video {
+                        &list.video_ntp_latency_ms
+                    } else {
+                        &list.audio_ntp_latency_ms
+                    },
+                    ms,
+                );
+            }
+            break;
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// A copy of a list of marks.

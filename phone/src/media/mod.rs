@@ -342,6 +342,9 @@ impl MediaSession {
             .build()
             .context("GStreamer element `rtpbin` is missing")?;
         pipeline.add(&rtpbin)?;
+        if audio.latency_marks {
+            rtpbin.set_property("add-reference-timestamp-meta", true);
+        }
         let audio_counters = Arc::new(Counters::default());
         let marks = Arc::new(marks::Marks::default());
         let out = wire_session(
@@ -494,6 +497,7 @@ impl MediaSession {
         );
         audio[0].marks_us = marks::snapshot(&self.marks.audio_sent_us);
         audio[1].marks_us = marks::snapshot(&self.marks.audio_received_us);
+        audio[1].ntp_latency_ms = median(&self.marks.audio_ntp_latency_ms);
         out.extend(audio);
         if let Some((codec, counters, srtp)) = &self.video {
             let mut v = self.session_stats(
@@ -524,6 +528,7 @@ impl MediaSession {
                 s.fps = (secs > 0.5).then(|| frames as f64 / secs);
                 if s.direction == Some(StreamDirection::Recv) {
                     s.latency_ms = median(&self.marks.video_latency_ms);
+                    s.ntp_latency_ms = median(&self.marks.video_ntp_latency_ms);
                 }
                 s.width = (w > 0).then_some(w);
                 s.height = (h > 0).then_some(h);

@@ -498,6 +498,7 @@ pub fn add_receiver(
     if cfg.latency_marks {
         if let Some(src) = dec.static_pad("src") {
             marks::read_video(&src, marks.clone());
+            marks::ntp_latency(&src, marks.clone(), true);
         }
     }
     depay.static_pad("sink").context("depayloader has no sink")
