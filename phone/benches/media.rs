@@ -182,7 +182,17 @@ fn latency_from_baresip() -> (Option<f64>, Option<f64>) {
     ntp_latency(&read_stats(&json))
 }
 
-fn latency_ours() -> (Vec<f64>, Option<f64>, (Option<f64>, Option<f64>)) {
+/// What the ours↔ours latency call measured.
+struct OursLatency {
+    /// One-way click latencies, ms.
+    clicks: Vec<f64>,
+    /// Median painted-frame latency, ms.
+    frames: Option<f64>,
+    /// (audio, video) capture → decoded by the sender's RTCP clock, ms.
+    ntp: (Option<f64>, Option<f64>),
+}
+
+fn latency_ours() -> OursLatency {
     let dir = temp_dir("bench-latency");
     let (a_json, b_json) = (dir.join("a.json"), dir.join("b.json"));
     let port = free_port();
@@ -220,7 +230,11 @@ fn latency_ours() -> (Vec<f64>, Option<f64>, (Option<f64>, Option<f64>)) {
         .iter()
         .filter_map(|s| s.stream("video", StreamDirection::Recv)?.latency_ms)
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
-    (audio, video, ntp_latency(&sb))
+    OursLatency {
+        clicks: audio,
+        frames: video,
+        ntp: ntp_latency(&sb),
+    }
 }
 
 fn ratio(a: f64, b: f64) -> String {
@@ -267,7 +281,11 @@ fn main() {
             v.decoded
         );
     }
-    let (mut audio, video, ours_ntp) = latency_ours();
+    let OursLatency {
+        clicks: mut audio,
+        frames: video,
+        ntp: ours_ntp,
+    } = latency_ours();
     let baresip_ntp = latency_from_baresip();
     println!("\none-way latency on loopback, ours↔ours (marked media, 15 s call):");
     println!(

@@ -1,8 +1,145 @@
-//! `ewindow-init`, the window's PID 1 (mounts, reaping, ordered services, watchdog, WireGuard).
-//! Not written yet: this binary only says so, and exits non-zero so nothing mistakes it for
-//! a working init.
+//! `ewindow-init`, the window's PID 1: mounts, reaping, ordered services with readiness and
+//! restart backoff, a control socket, and an orderly shutdown.
+//!
+//! The same code path runs as PID 1 and, for development and tests, as an ordinary process
+//! (then a child subreaper that skips the mounts and exits 0 after a shutdown).
+//!
+//! **Invariant:** as PID 1 this process never exits on its own: bad arguments fall back to the
+//! defaults, set-up errors and panics end in a loop that keeps reaping.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("ewindow-init: not implemented yet");
-    std::process::ExitCode::from(2)
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use nix::sys::reboot::RebootMode;
+use tracing::{error, info, warn};
+
+use ewindow_init::mounts;
+use ewindow_init::runtime::{Options, ShutdownKind, Supervisor};
+
+/// Command line of `ewindow-init`.
+#[derive(Debug, Parser)]
+#[command(version, about = "The window's PID 1")]
+struct Cli {
+    /// The services file.
+    #[arg(long, default_value = "/etc/ewindow/services.toml")]
+    config: PathBuf,
+    /// Services file to use when --config is broken at start-up.
+    #[arg(long)]
+    fallback: Option<PathBuf>,
+    /// The control socket (line-delimited JSON).
+    #[arg(long, default_value = "/run/ewindow/init.sock")]
+    control: PathBuf,
+    /// As PID 1, do not mount /proc, /sys, /dev, /run, /tmp nor remount / read-only
+    /// (PID namespaces, containers).
+    #[arg(long)]
+    no_mounts: bool,
+    /// Seconds leftover processes get between SIGTERM and SIGKILL at shutdown.
+    #[arg(long, default_value_t = 3)]
+    final_grace_s: u64,
+}
+
+fn main() -> ExitCode {
+    let pid1 = nix::unistd::getpid().as_raw() == 1;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EWINDOW_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !pid1 => e.exit(),
+        Err(e) => {
+            // The kernel hands init the unknown parts of its command line: never die of them.
+            warn!("ignoring arguments: {e}");
+            Cli::parse_from(["ewindow-init"])
+        }
+    };
+    let no_mounts = cli.no_mounts;
+    let result = std::panic::catch_unwind(|| run(cli, pid1));
+    match result {
+        Ok(Ok(kind)) if !pid1 => {
+            info!("{kind:?} done; exiting (not PID 1)");
+            ExitCode::SUCCESS
+        }
+        Ok(Ok(kind)) => finish(kind, no_mounts),
+        Ok(Err(e)) if !pid1 => {
+            eprintln!("ewindow-init: {e:#}");
+            ExitCode::from(1)
+        }
+        Ok(Err(e)) => {
+            error!("{e:#}");
+            reap_forever()
+        }
+        Err(_) if !pid1 => ExitCode::from(1),
+        Err(_) => {
+            error!("panic outside the main loop");
+            reap_forever()
+        }
+    }
+}
+
+/// Sets up the process (mounts or subreaper) and runs the supervisor until a shutdown is done.
+fn run(cli: Cli, pid1: bool) -> anyhow::Result<ShutdownKind> {
+    if pid1 {
+        if !cli.no_mounts {
+            for failure in mounts::mount_early() {
+                error!("{failure}");
+            }
+            // Ctrl-Alt-Del sends SIGINT to init instead of rebooting at once.
+            if let Err(e) = nix::sys::reboot::set_cad_enabled(false) {
+                warn!("cannot route Ctrl-Alt-Del to init: {e}");
+            }
+        }
+    } else {
+        nix::sys::prctl::set_child_subreaper(true).context("becoming a child subreaper")?;
+    }
+    info!(pid1, config = %cli.config.display(), "ewindow-init starting");
+    let mut sup = Supervisor::new(Options {
+        config: cli.config,
+        fallback: cli.fallback,
+        control: cli.control,
+        pid1,
+        final_grace: Duration::from_secs(cli.final_grace_s),
+    })?;
+    Ok(sup.run())
+}
+
+/// The end of an orderly shutdown as PID 1: sync, remount read-only, reboot(2).
+fn finish(kind: ShutdownKind, no_mounts: bool) -> ExitCode {
+    nix::unistd::sync();
+    if !no_mounts {
+        if let Err(e) = mounts::remount_root_readonly() {
+            warn!("remounting / read-only: {e}");
+        }
+    }
+    let mode = match kind {
+        ShutdownKind::Reboot => RebootMode::RB_AUTOBOOT,
+        ShutdownKind::Poweroff => RebootMode::RB_POWER_OFF,
+        ShutdownKind::Halt => RebootMode::RB_HALT_SYSTEM,
+    };
+    info!("{kind:?}");
+    let Err(e) = nix::sys::reboot::reboot(mode);
+    error!("reboot(2): {e}");
+    if no_mounts {
+        // PID 1 of a namespace or container without CAP_SYS_BOOT: ending is the shutdown.
+        return ExitCode::SUCCESS;
+    }
+    reap_forever()
+}
+
+/// What PID 1 does when it cannot do anything better: keep reaping, never exit.
+fn reap_forever() -> ! {
+    loop {
+        match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(-1), None) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => std::thread::sleep(Duration::from_secs(60)),
+        }
+    }
 }

@@ -1,0 +1,652 @@
+//! The services file: parsing (serde + `toml`) and validation.
+//!
+//! Pure: [`parse`] takes the file name and its text and does no IO; [`load`] only adds the
+//! read. Every error names the file, the line and the key ("services.toml:7: key `after`:
+//! unknown service `overlay`"), so a typo on a window on the wall can be found from a log.
+//!
+//! ```toml
+//! [backoff]                 # optional; these are the defaults
+//! min_s = 1                 # never below 1
+//! max_s = 30
+//! reset_after_s = 10
+//! failed_after = 5
+//! failed_retry_s = 60
+//!
+//! [[service]]
+//! name = "phone"
+//! exec = ["/usr/bin/ewindow-phone", "--config", "/data/ewindow/window.toml"]
+//! after = ["overlay"]       # start after these are ready
+//! ready = "notify"          # or "started" (default)
+//! restart = "always"        # "on-failure" | "never"
+//! stop_timeout_s = 5        # SIGTERM, then SIGKILL after this long (default 5)
+//! env = { RUST_LOG = "info" }
+//! tty = "/dev/tty1"         # optional: stdin/out/err and controlling terminal
+//! ```
+//!
+//! **Invariant:** a [`Config`] that exists is valid: names are unique and well-formed, every
+//! `after` names a service of the file, there is no dependency cycle, `exec` is not empty and
+//! every duration is finite and in range.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::backoff::{BackoffPolicy, Restart};
+use crate::order;
+
+/// How a service tells init it is ready, so that its dependants may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ready {
+    /// Ready as soon as it has been started.
+    #[default]
+    Started,
+    /// Ready when it writes `READY\n` to the file descriptor named in `$EWINDOW_READY_FD`.
+    Notify,
+}
+
+/// One service, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    /// Unique name (letters, digits, `-`, `_`, `.`).
+    pub name: String,
+    /// Program and arguments; `exec[0]` is a path (or a name looked up in `PATH`).
+    pub exec: Vec<String>,
+    /// Services that must be ready before this one starts.
+    pub after: Vec<String>,
+    /// Readiness protocol.
+    pub ready: Ready,
+    /// Restart policy when it exits on its own.
+    pub restart: Restart,
+    /// Time between SIGTERM and SIGKILL when it is stopped.
+    pub stop_timeout: Duration,
+    /// Extra environment variables.
+    pub env: BTreeMap<String, String>,
+    /// A terminal to run on (stdin, stdout, stderr and controlling terminal).
+    pub tty: Option<PathBuf>,
+    /// Line of the service's `name` in the file, for messages.
+    pub line: usize,
+}
+
+/// A validated services file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it came from (or a description of the built-in set).
+    pub source: PathBuf,
+    /// Services in file order.
+    pub services: Vec<Service>,
+    /// Restart timing for all services.
+    pub backoff: BackoffPolicy,
+}
+
+impl Config {
+    /// A config without services: what init runs when there is nothing better.
+    pub fn empty(source: impl Into<PathBuf>) -> Config {
+        Config {
+            source: source.into(),
+            services: Vec::new(),
+            backoff: BackoffPolicy::default(),
+        }
+    }
+
+    /// `deps[i]` = indices of the services `services[i]` starts after.
+    pub fn dependency_indices(&self) -> Vec<Vec<usize>> {
+        let index: HashMap<&str, usize> = self
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
+        self.services
+            .iter()
+            .map(|s| {
+                s.after
+                    .iter()
+                    .filter_map(|a| index.get(a.as_str()).copied())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Start order as indices into `services` (valid configs have no cycle).
+    pub fn start_order(&self) -> Vec<usize> {
+        order::start_order(&self.dependency_indices())
+            .unwrap_or_else(|_| (0..self.services.len()).collect())
+    }
+}
+
+/// A services file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: cannot read: {source}", file.display())]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has a wrong key or value, or fails validation.
+    #[error("{}:{line}: key `{key}`: {message}", file.display())]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line of the offending key or value.
+        line: usize,
+        /// The key at fault (`service[2].after`, or `-` when the syntax is broken before any key).
+        key: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+}
+
+/// Reads and parses a services file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: path.to_owned(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    service: Vec<Spanned<RawService>>,
+    backoff: Option<Spanned<RawBackoff>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackoff {
+    min_s: Option<Spanned<f64>>,
+    max_s: Option<Spanned<f64>>,
+    reset_after_s: Option<Spanned<f64>>,
+    failed_after: Option<Spanned<u32>>,
+    failed_retry_s: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    name: Spanned<String>,
+    exec: Spanned<Vec<String>>,
+    #[serde(default)]
+    after: Vec<Spanned<String>>,
+    #[serde(default)]
+    ready: Ready,
+    #[serde(default)]
+    restart: Restart,
+    stop_timeout_s: Option<Spanned<f64>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    tty: Option<PathBuf>,
+}
+
+/// Parses and validates the text of a services file; `file` is only used in messages.
+pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+    let invalid = |span: Range<usize>, key: String, message: String| ConfigError::Invalid {
+        file: file.to_owned(),
+        line: line_of(text, span.start),
+        key,
+        message,
+    };
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        invalid(
+            span.clone(),
+            key_at(text, span, e.message()),
+            e.message().trim().to_owned(),
+        )
+    })?;
+
+    let backoff = match raw.backoff {
+        None => BackoffPolicy::default(),
+        Some(b) => {
+            let b = b.into_inner();
+            let d = BackoffPolicy::default();
+            let secs = |v: Option<Spanned<f64>>, key: &str, default: Duration, min: f64| {
+                seconds(v, default, min, 86_400.0)
+                    .map_err(|(span, m)| invalid(span, format!("backoff.{key}"), m))
+            };
+            let policy = BackoffPolicy {
+                min_delay: secs(b.min_s, "min_s", d.min_delay, 1.0)?,
+                max_delay: secs(b.max_s, "max_s", d.max_delay, 1.0)?,
+                reset_after: secs(b.reset_after_s, "reset_after_s", d.reset_after, 0.0)?,
+                failed_after: match b.failed_after {
+                    None => d.failed_after,
+                    Some(v) if *v.get_ref() >= 1 => *v.get_ref(),
+                    Some(v) => {
+                        return Err(invalid(
+                            v.span(),
+                            "backoff.failed_after".into(),
+                            "must be at least 1".into(),
+                        ))
+                    }
+                },
+                failed_retry: secs(b.failed_retry_s, "failed_retry_s", d.failed_retry, 1.0)?,
+            };
+            if policy.max_delay < policy.min_delay {
+                return Err(ConfigError::Invalid {
+                    file: file.to_owned(),
+                    line: line_of(text, 0),
+                    key: "backoff.max_s".into(),
+                    message: format!(
+                        "{} s is below min_s ({} s)",
+                        policy.max_delay.as_secs_f64(),
+                        policy.min_delay.as_secs_f64()
+                    ),
+                });
+            }
+            policy
+        }
+    };
+
+    let mut services = Vec::with_capacity(raw.service.len());
+    let mut first_line: HashMap<String, usize> = HashMap::new();
+    let mut after_spans: Vec<Vec<Range<usize>>> = Vec::new();
+    for (i, s) in raw.service.into_iter().enumerate() {
+        let s = s.into_inner();
+        let key = |k: &str| format!("service[{i}].{k}");
+        let name = s.name.get_ref().clone();
+        if let Err(m) = check_name(&name) {
+            return Err(invalid(s.name.span(), key("name"), m));
+        }
+        let line = line_of(text, s.name.span().start);
+        if let Some(prev) = first_line.insert(name.clone(), line) {
+            return Err(invalid(
+                s.name.span(),
+                key("name"),
+                format!("duplicate service name `{name}` (first defined on line {prev})"),
+            ));
+        }
+        let exec_span = s.exec.span();
+        let exec = s.exec.into_inner();
+        if exec.is_empty() || exec[0].is_empty() {
+            return Err(invalid(
+                exec_span,
+                key("exec"),
+                "must name a program: exec = [\"/path/to/program\", \"args\"...]".into(),
+            ));
+        }
+        let stop_timeout = seconds(s.stop_timeout_s, Duration::from_secs(5), 0.0, 3600.0)
+            .map_err(|(span, m)| invalid(span, key("stop_timeout_s"), m))?;
+        after_spans.push(s.after.iter().map(|a| a.span()).collect());
+        services.push(Service {
+            name,
+            exec,
+            after: s.after.into_iter().map(Spanned::into_inner).collect(),
+            ready: s.ready,
+            restart: s.restart,
+            stop_timeout,
+            env: s.env,
+            tty: s.tty,
+            line,
+        });
+    }
+
+    for (i, s) in services.iter().enumerate() {
+        for (j, a) in s.after.iter().enumerate() {
+            if !first_line.contains_key(a) {
+                return Err(invalid(
+                    after_spans[i][j].clone(),
+                    format!("service[{i}].after"),
+                    format!("`{}` starts after unknown service `{a}`", s.name),
+                ));
+            }
+        }
+    }
+
+    let config = Config {
+        source: file.to_owned(),
+        services,
+        backoff,
+    };
+    if let Err(cycle) = order::start_order(&config.dependency_indices()) {
+        let first = cycle.members.first().copied().unwrap_or(0);
+        let names: Vec<&str> = cycle
+            .members
+            .iter()
+            .map(|&m| config.services[m].name.as_str())
+            .collect();
+        let next_name = names.get(1).copied().unwrap_or_default();
+        let span = config.services[first]
+            .after
+            .iter()
+            .position(|a| a == next_name)
+            .map(|j| after_spans[first][j].clone())
+            .unwrap_or(0..0);
+        return Err(invalid(
+            span,
+            format!("service[{first}].after"),
+            format!(
+                "dependency cycle: {} (each starts after the next)",
+                names.join(" -> ")
+            ),
+        ));
+    }
+    Ok(config)
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("must be 1 to 64 characters long".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!(
+            "`{name}` contains {c:?}; use letters, digits, `-`, `_` and `.`"
+        ));
+    }
+    Ok(())
+}
+
+/// A duration in seconds from an optional float, checked to be finite and in `[min, max]`.
+fn seconds(
+    v: Option<Spanned<f64>>,
+    default: Duration,
+    min: f64,
+    max: f64,
+) -> Result<Duration, (Range<usize>, String)> {
+    let Some(v) = v else { return Ok(default) };
+    let x = *v.get_ref();
+    if !x.is_finite() || x < min || x > max {
+        return Err((
+            v.span(),
+            format!("{x} is out of range: expected seconds from {min} to {max}"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(x))
+}
+
+/// 1-based line number of byte offset `pos`.
+fn line_of(text: &str, pos: usize) -> usize {
+    let pos = pos.min(text.len());
+    text.as_bytes()[..pos]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The key a toml error is about: the field a message names (missing/unknown field), else the
+/// key written on the line of the error, else `-`.
+fn key_at(text: &str, span: Range<usize>, message: &str) -> String {
+    for prefix in ["missing field `", "unknown field `"] {
+        if let Some(rest) = message.find(prefix).map(|p| &message[p + prefix.len()..]) {
+            if let Some(end) = rest.find('`') {
+                return rest[..end].to_owned();
+            }
+        }
+    }
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |p| p + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |p| start + p);
+    let line = &text[line_start..line_end];
+    match line.split_once('=') {
+        Some((k, _)) if !k.trim().is_empty() && !k.trim().starts_with('[') => {
+            k.trim().trim_matches('"').to_owned()
+        }
+        _ => "-".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(text: &str) -> Config {
+        parse(Path::new("services.toml"), text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The error as the log shows it.
+    fn err(text: &str) -> String {
+        match parse(Path::new("services.toml"), text) {
+            Ok(c) => panic!("accepted: {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const ISSUE_EXAMPLE: &str = r#"
+[[service]]
+name = "overlay"
+exec = ["/usr/sbin/ewindow-overlay"]
+
+[[service]]
+name = "phone"
+exec = ["/usr/bin/ewindow-phone", "--config", "/data/ewindow/window.toml"]
+after = ["overlay"]          # start after these are ready
+ready = "notify"
+restart = "always"           # "on-failure" | "never"
+stop_timeout_s = 5
+"#;
+
+    #[test]
+    fn the_issue_example_parses_with_defaults_filled_in() {
+        let c = ok(ISSUE_EXAMPLE);
+        assert_eq!(c.services.len(), 2);
+        let overlay = &c.services[0];
+        assert_eq!(overlay.ready, Ready::Started);
+        assert_eq!(overlay.restart, Restart::Always);
+        assert_eq!(overlay.stop_timeout, Duration::from_secs(5));
+        assert!(overlay.after.is_empty() && overlay.env.is_empty() && overlay.tty.is_none());
+        assert_eq!(overlay.line, 3);
+        let phone = &c.services[1];
+        assert_eq!(phone.exec[2], "/data/ewindow/window.toml");
+        assert_eq!(phone.after, vec!["overlay"]);
+        assert_eq!(phone.ready, Ready::Notify);
+        assert_eq!(phone.line, 7);
+        assert_eq!(c.backoff, BackoffPolicy::default());
+        assert_eq!(c.start_order(), vec![0, 1]);
+    }
+
+    #[test]
+    fn every_field_and_the_backoff_table() {
+        let c = ok(r#"
+[backoff]
+min_s = 2
+max_s = 8.5
+reset_after_s = 3
+failed_after = 2
+failed_retry_s = 120
+
+[[service]]
+name = "console"
+exec = ["/usr/bin/ewindow-console"]
+restart = "on-failure"
+stop_timeout_s = 0.25
+env = { A = "1", B = "two" }
+tty = "/dev/tty1"
+[[service]]
+name = "x.y_z-1"
+exec = ["true"]
+restart = "never"
+"#);
+        assert_eq!(
+            c.backoff,
+            BackoffPolicy {
+                min_delay: Duration::from_secs(2),
+                max_delay: Duration::from_millis(8500),
+                reset_after: Duration::from_secs(3),
+                failed_after: 2,
+                failed_retry: Duration::from_secs(120),
+            }
+        );
+        let s = &c.services[0];
+        assert_eq!(s.restart, Restart::OnFailure);
+        assert_eq!(s.stop_timeout, Duration::from_millis(250));
+        assert_eq!(s.env["B"], "two");
+        assert_eq!(s.tty.as_deref(), Some(Path::new("/dev/tty1")));
+        assert_eq!(c.services[1].restart, Restart::Never);
+    }
+
+    #[test]
+    fn an_empty_file_is_a_valid_empty_config() {
+        assert!(ok("").services.is_empty());
+        assert!(ok("# nothing\n").services.is_empty());
+    }
+
+    #[test]
+    fn syntax_errors_name_file_and_line() {
+        let e = err("[[service]]\nname = \"a\"\nexec = [\"x\"\n");
+        assert!(e.starts_with("services.toml:"), "{e}");
+        let e = err("[[service]]\nname = \"a\"\nexec = [\"x\"]\nrestart = always\n");
+        assert!(e.starts_with("services.toml:4: key `restart`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_values_name_the_key_and_line() {
+        let e = err("[[service]]\nname = \"a\"\nexec = [\"x\"]\nrestart = \"sometimes\"\n");
+        assert!(e.starts_with("services.toml:4: key `restart`"), "{e}");
+        assert!(e.contains("sometimes"), "{e}");
+        let e = err("[[service]]\nname = \"a\"\nexec = \"/bin/x\"\n");
+        assert!(e.starts_with("services.toml:3: key `exec`"), "{e}");
+        let e = err("[[service]]\nname = \"a\"\nexec = [\"x\"]\nready = \"soon\"\n");
+        assert!(e.starts_with("services.toml:4: key `ready`"), "{e}");
+        let e = err("[[service]]\nname = \"a\"\nexec = [\"x\"]\nstop_timeout_s = \"5\"\n");
+        assert!(
+            e.starts_with("services.toml:4: key `stop_timeout_s`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_and_missing_keys_are_named() {
+        let e = err("[[service]]\nname = \"a\"\nexec = [\"x\"]\nrestrat = \"never\"\n");
+        assert!(e.contains("key `restrat`"), "{e}");
+        assert!(e.starts_with("services.toml:4:"), "{e}");
+        let e = err("[[service]]\nname = \"a\"\n");
+        assert!(e.contains("key `exec`"), "{e}");
+        let e = err("[[service]]\nexec = [\"a\"]\n");
+        assert!(e.contains("key `name`"), "{e}");
+        let e = err("[[services]]\nname = \"a\"\n");
+        assert!(e.contains("key `services`"), "{e}");
+    }
+
+    #[test]
+    fn empty_exec_is_refused() {
+        let e = err("[[service]]\nname = \"a\"\nexec = []\n");
+        assert!(
+            e.starts_with("services.toml:3: key `service[0].exec`"),
+            "{e}"
+        );
+        let e = err("[[service]]\nname = \"a\"\nexec = [\"\", \"x\"]\n");
+        assert!(
+            e.starts_with("services.toml:3: key `service[0].exec`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn duplicate_names_are_refused_with_both_lines() {
+        let e = err("[[service]]\nname = \"a\"\nexec = [\"x\"]\n[[service]]\nname = \"a\"\nexec = [\"y\"]\n");
+        assert!(
+            e.starts_with("services.toml:5: key `service[1].name`"),
+            "{e}"
+        );
+        assert!(e.contains("first defined on line 2"), "{e}");
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        for bad in ["", "a b", "a/b", "é", &"x".repeat(65)] {
+            let e = err(&format!("[[service]]\nname = \"{bad}\"\nexec = [\"x\"]\n"));
+            assert!(
+                e.starts_with("services.toml:2: key `service[0].name`"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_after_targets_are_refused_on_their_line() {
+        let e = err("[[service]]\nname = \"a\"\nexec = [\"x\"]\nafter = [\n  \"b\",\n  \"overlay\",\n]\n[[service]]\nname = \"b\"\nexec = [\"x\"]\n");
+        assert!(
+            e.starts_with("services.toml:6: key `service[0].after`"),
+            "{e}"
+        );
+        assert!(e.contains("unknown service `overlay`"), "{e}");
+    }
+
+    #[test]
+    fn dependency_cycles_are_refused_and_spelled_out() {
+        let e = err("[[service]]\nname = \"a\"\nexec = [\"x\"]\nafter = [\"a\"]\n");
+        assert!(
+            e.starts_with("services.toml:4: key `service[0].after`"),
+            "{e}"
+        );
+        assert!(e.contains("a -> a"), "{e}");
+        let e = err(concat!(
+            "[[service]]\nname = \"a\"\nexec = [\"x\"]\n",
+            "[[service]]\nname = \"b\"\nexec = [\"x\"]\nafter = [\"c\"]\n",
+            "[[service]]\nname = \"c\"\nexec = [\"x\"]\nafter = [\"a\", \"b\"]\n",
+        ));
+        assert!(e.contains("dependency cycle: b -> c -> b"), "{e}");
+        assert!(
+            e.starts_with("services.toml:7: key `service[1].after`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn durations_out_of_range_are_refused() {
+        for bad in ["-1", "nan", "inf", "3601"] {
+            let e = err(&format!(
+                "[[service]]\nname = \"a\"\nexec = [\"x\"]\nstop_timeout_s = {bad}\n"
+            ));
+            assert!(
+                e.starts_with("services.toml:4: key `service[0].stop_timeout_s`"),
+                "{e}"
+            );
+        }
+        let e = err("[backoff]\nmin_s = 0.5\n");
+        assert!(e.starts_with("services.toml:2: key `backoff.min_s`"), "{e}");
+        let e = err("[backoff]\nfailed_after = 0\n");
+        assert!(
+            e.starts_with("services.toml:2: key `backoff.failed_after`"),
+            "{e}"
+        );
+        let e = err("[backoff]\nmin_s = 10\nmax_s = 5\n");
+        assert!(e.contains("key `backoff.max_s`"), "{e}");
+    }
+
+    #[test]
+    fn start_order_comes_from_after() {
+        let c = ok(concat!(
+            "[[service]]\nname = \"phone\"\nexec = [\"x\"]\nafter = [\"overlay\"]\n",
+            "[[service]]\nname = \"console\"\nexec = [\"x\"]\n",
+            "[[service]]\nname = \"overlay\"\nexec = [\"x\"]\n",
+        ));
+        let names: Vec<&str> = c
+            .start_order()
+            .into_iter()
+            .map(|i| c.services[i].name.as_str())
+            .collect();
+        assert_eq!(names, vec!["console", "overlay", "phone"]);
+    }
+
+    #[test]
+    fn load_names_a_missing_file() {
+        let e = load(Path::new("/nonexistent/services.toml")).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("/nonexistent/services.toml: cannot read"));
+    }
+
+    #[test]
+    fn line_and_key_helpers() {
+        assert_eq!(line_of("a\nb\nc", 0), 1);
+        assert_eq!(line_of("a\nb\nc", 2), 2);
+        assert_eq!(line_of("a\nb\nc", 99), 3);
+        assert_eq!(key_at("x = 1\n  y = 2\n", 8..9, "bad"), "y");
+        assert_eq!(key_at("[[service]]\n", 0..1, "bad"), "-");
+        assert_eq!(key_at("", 0..0, "missing field `exec`"), "exec");
+    }
+}

@@ -1,0 +1,217 @@
+//! Control-socket messages: one JSON object per line, a request in, a reply out.
+//!
+//! These types will move to the shared `protocol` crate (`ewindow-protocol`) once `ewindowctl`
+//! reads them; until then they live here, and their serde form is already the contract.
+//!
+//! ```text
+//! → {"cmd":"status"}
+//! ← {"ok":true,"status":{"init":{...},"config":{...},"services":[{"name":"phone",...}]}}
+//! → {"cmd":"restart","service":"phone"}
+//! ← {"ok":true}
+//! → {"cmd":"stop","service":"nope"}
+//! ← {"ok":false,"error":"no service named `nope`"}
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// A request from a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Request {
+    /// Every service's state.
+    Status,
+    /// Start a stopped or failed service (after its dependencies are ready).
+    Start {
+        /// Service name.
+        service: String,
+    },
+    /// Stop a service and keep it stopped.
+    Stop {
+        /// Service name.
+        service: String,
+    },
+    /// Stop a service and start it again.
+    Restart {
+        /// Service name.
+        service: String,
+    },
+    /// Orderly shutdown, then reboot.
+    Reboot,
+    /// Orderly shutdown, then power off.
+    Poweroff,
+    /// Orderly shutdown, then halt.
+    Halt,
+}
+
+/// The reply to one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// Whether the request was carried out (or accepted, for shutdowns).
+    pub ok: bool,
+    /// Why not, when `ok` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The answer to `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+}
+
+impl Reply {
+    /// A plain success.
+    pub fn ok() -> Reply {
+        Reply {
+            ok: true,
+            error: None,
+            status: None,
+        }
+    }
+
+    /// A failure with its reason.
+    pub fn error(message: impl Into<String>) -> Reply {
+        Reply {
+            ok: false,
+            error: Some(message.into()),
+            status: None,
+        }
+    }
+}
+
+/// Everything `status` reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Init itself.
+    pub init: InitStatus,
+    /// The services file in use.
+    pub config: ConfigStatus,
+    /// Services in start order.
+    pub services: Vec<ServiceStatus>,
+}
+
+/// Init's own figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InitStatus {
+    /// Init's pid (1 on a window).
+    pub pid: i32,
+    /// Whether it runs as PID 1.
+    pub pid1: bool,
+    /// Seconds since init started.
+    pub uptime_s: f64,
+    /// CPU time init used (user + system), from `/proc/self/stat`.
+    pub cpu_ms: u64,
+    /// Resident memory, from `/proc/self/status` (`VmRSS`).
+    pub rss_kb: u64,
+    /// Processes reaped that were not services (orphans re-parented to init).
+    pub orphans_reaped: u64,
+    /// `reboot`, `poweroff` or `halt` once a shutdown has begun.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown: Option<String>,
+}
+
+/// The services file in use and the last error, if the last load failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigStatus {
+    /// Where the services in use came from.
+    pub source: String,
+    /// The last load error ("file:line: key `k`: message"), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One service's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// Its name.
+    pub name: String,
+    /// `waiting`, `starting`, `running`, `stopping`, `backoff`, `failed` or `stopped`.
+    pub state: String,
+    /// Main process id while it runs.
+    pub pid: Option<i32>,
+    /// Times it was started again after exiting on its own.
+    pub restarts: u32,
+    /// How its last run ended.
+    pub last_exit: Option<ExitStatus>,
+    /// Seconds since it was started, while it runs.
+    pub uptime_s: Option<f64>,
+    /// Seconds until its next start, in `backoff` and `failed`.
+    pub next_start_s: Option<f64>,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExitStatus {
+    /// It exited with this status.
+    Exited(i32),
+    /// It was killed by this signal (`SIGKILL`).
+    Signaled(String),
+    /// It could not be started (exec failed).
+    SpawnFailed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_have_the_documented_wire_form() {
+        let cases = [
+            (r#"{"cmd":"status"}"#, Request::Status),
+            (
+                r#"{"cmd":"start","service":"a"}"#,
+                Request::Start {
+                    service: "a".into(),
+                },
+            ),
+            (
+                r#"{"cmd":"stop","service":"a"}"#,
+                Request::Stop {
+                    service: "a".into(),
+                },
+            ),
+            (
+                r#"{"cmd":"restart","service":"a"}"#,
+                Request::Restart {
+                    service: "a".into(),
+                },
+            ),
+            (r#"{"cmd":"reboot"}"#, Request::Reboot),
+            (r#"{"cmd":"poweroff"}"#, Request::Poweroff),
+            (r#"{"cmd":"halt"}"#, Request::Halt),
+        ];
+        for (text, req) in cases {
+            assert_eq!(serde_json::from_str::<Request>(text).unwrap(), req);
+            assert_eq!(serde_json::to_string(&req).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn malformed_requests_are_errors_not_panics() {
+        for bad in [
+            "",
+            "{}",
+            r#"{"cmd":"start"}"#,
+            r#"{"cmd":"explode"}"#,
+            r#"{"cmd":"stop","service":7}"#,
+            "[1,2]",
+            "\u{0}",
+        ] {
+            assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn replies_omit_empty_fields() {
+        assert_eq!(
+            serde_json::to_string(&Reply::ok()).unwrap(),
+            r#"{"ok":true}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Reply::error("no")).unwrap(),
+            r#"{"ok":false,"error":"no"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ExitStatus::Signaled("SIGKILL".into())).unwrap(),
+            r#"{"signaled":"SIGKILL"}"#
+        );
+    }
+}

@@ -1,0 +1,1059 @@
+//! The event loop: signals, reaping, service states, readiness, the control socket, shutdown.
+//!
+//! One thread. Every wake-up has a cause: a signal (via `signalfd`: SIGCHLD, SIGTERM, SIGINT,
+//! SIGUSR1, SIGUSR2, SIGHUP), a readiness pipe, a control-socket client, or the next timer
+//! (a backoff, a failed retry, a stop timeout) — `poll` blocks with exactly that timeout, and
+//! with no timeout when nothing is pending.
+//!
+//! **Invariants:**
+//! - Reaping is `waitpid(-1, WNOHANG)` in this loop only; spawning happens in the same thread,
+//!   so a pid is in the table before its exit can be seen.
+//! - A service starts only when every service in its `after` is `running` (ready).
+//! - Shutdown stops services one at a time in reverse start order (SIGTERM to the process
+//!   group, SIGKILL after `stop_timeout_s`), then TERMs and KILLs whatever is left, and ends
+//!   when `waitpid` says there are no children.
+//! - A panic in one iteration is caught and logged; the loop goes on.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use tracing::{debug, error, info, warn};
+
+use crate::backoff::{should_restart, Backoff, Exit, Next};
+use crate::config::{self, Config, Ready, Service};
+use crate::control::{self, ConfigStatus, ExitStatus, InitStatus, Reply, Request, ServiceStatus};
+use crate::order;
+use crate::process;
+
+/// What happens once everything is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownKind {
+    /// reboot(2) with `RB_AUTOBOOT` (SIGTERM, SIGINT, `reboot`).
+    Reboot,
+    /// reboot(2) with `RB_POWER_OFF` (SIGUSR2, `poweroff`).
+    Poweroff,
+    /// reboot(2) with `RB_HALT_SYSTEM` (SIGUSR1, `halt`).
+    Halt,
+}
+
+impl ShutdownKind {
+    fn name(self) -> &'static str {
+        match self {
+            ShutdownKind::Reboot => "reboot",
+            ShutdownKind::Poweroff => "poweroff",
+            ShutdownKind::Halt => "halt",
+        }
+    }
+}
+
+/// How init runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The services file.
+    pub config: PathBuf,
+    /// A file to use when `config` is broken at start-up (the image's defaults).
+    pub fallback: Option<PathBuf>,
+    /// The control socket.
+    pub control: PathBuf,
+    /// Whether init is PID 1 (of the machine or of a PID namespace).
+    pub pid1: bool,
+    /// How long leftover processes get between SIGTERM and SIGKILL at shutdown.
+    pub final_grace: Duration,
+}
+
+/// Setting up the loop failed; without signals there is no init.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// Blocking signals or creating the signalfd failed.
+    #[error("cannot receive signals: {0}")]
+    Signals(#[source] nix::Error),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    /// Wants to run; waits for its dependencies.
+    Waiting,
+    /// Running, not ready yet (`notify`).
+    Starting,
+    /// Running and ready.
+    Running,
+    /// SIGTERM sent; SIGKILL at `deadline` unless `killed` already.
+    Stopping { deadline: Instant, killed: bool },
+    /// Exited; starts again at `until`.
+    Backoff { until: Instant },
+    /// Crash loop; tried again at `until`.
+    Failed { until: Instant },
+    /// Not running and not wanted.
+    Stopped,
+}
+
+impl State {
+    fn name(&self) -> &'static str {
+        match self {
+            State::Waiting => "waiting",
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Stopping { .. } => "stopping",
+            State::Backoff { .. } => "backoff",
+            State::Failed { .. } => "failed",
+            State::Stopped => "stopped",
+        }
+    }
+}
+
+/// What to do with a service once a stop we asked for completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterStop {
+    Stay,
+    Start,
+    Remove,
+}
+
+struct Svc {
+    def: Service,
+    state: State,
+    pid: Option<Pid>,
+    ready_fd: Option<OwnedFd>,
+    ready_buf: Vec<u8>,
+    started_at: Option<Instant>,
+    restarts: u32,
+    last_exit: Option<ExitStatus>,
+    backoff: Backoff,
+    after_stop: AfterStop,
+}
+
+impl Svc {
+    fn new(def: Service) -> Svc {
+        Svc {
+            def,
+            state: State::Waiting,
+            pid: None,
+            ready_fd: None,
+            ready_buf: Vec::new(),
+            started_at: None,
+            restarts: 0,
+            last_exit: None,
+            backoff: Backoff::default(),
+            after_stop: AfterStop::Stay,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Services,
+    Term { deadline: Instant },
+    Kill { deadline: Instant },
+    Done,
+}
+
+struct Client {
+    stream: UnixStream,
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+    eof: bool,
+}
+
+const MAX_REQUEST: usize = 64 * 1024;
+
+/// The supervisor: every service, the control socket and the shutdown state.
+pub struct Supervisor {
+    opts: Options,
+    started: Instant,
+    config: Config,
+    config_error: Option<String>,
+    svcs: Vec<Svc>,
+    order: Vec<usize>,
+    signals: SignalFd,
+    listener: Option<UnixListener>,
+    clients: Vec<Client>,
+    shutdown: Option<(ShutdownKind, Phase)>,
+    orphans_reaped: u64,
+    no_children: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Token {
+    Signals,
+    Listener,
+    Client(usize),
+    Ready(usize),
+}
+
+impl Supervisor {
+    /// Blocks the signals init handles, opens the control socket, loads the services file
+    /// (falling back when it is broken) and returns the supervisor, ready to [`run`](Self::run).
+    pub fn new(opts: Options) -> Result<Supervisor, RuntimeError> {
+        let mut mask = SigSet::empty();
+        for sig in [
+            Signal::SIGCHLD,
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+            Signal::SIGHUP,
+        ] {
+            mask.add(sig);
+        }
+        mask.thread_block().map_err(RuntimeError::Signals)?;
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(RuntimeError::Signals)?;
+
+        let listener = match bind_control(&opts.control) {
+            Ok(l) => {
+                info!(path = %opts.control.display(), "control socket listening");
+                Some(l)
+            }
+            Err(e) => {
+                error!(path = %opts.control.display(), "control socket unavailable: {e}");
+                None
+            }
+        };
+
+        let (config, config_error) = initial_config(&opts);
+        let mut sup = Supervisor {
+            opts,
+            started: Instant::now(),
+            config: Config::empty("(none)"),
+            config_error,
+            svcs: Vec::new(),
+            order: Vec::new(),
+            signals,
+            listener,
+            clients: Vec::new(),
+            shutdown: None,
+            orphans_reaped: 0,
+            no_children: true,
+        };
+        sup.apply_config(config);
+        Ok(sup)
+    }
+
+    /// Runs until a shutdown has completed (every process gone) and says which kind it was.
+    /// Panics inside an iteration are caught and logged; the loop continues.
+    pub fn run(&mut self) -> ShutdownKind {
+        let mut last_panic: Option<Instant> = None;
+        loop {
+            match catch_unwind(AssertUnwindSafe(|| self.iterate())) {
+                Ok(Some(kind)) => return kind,
+                Ok(None) => {}
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    error!("caught a panic in the main loop, carrying on: {what}");
+                    // Never spin on a panic that repeats at once.
+                    if last_panic.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                    last_panic = Some(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// One turn of the loop: timers and starts, then block in poll, then handle what woke us.
+    fn iterate(&mut self) -> Option<ShutdownKind> {
+        let now = Instant::now();
+        self.tick(now);
+        if let Some((kind, Phase::Done)) = self.shutdown {
+            return Some(kind);
+        }
+        let timeout = match self.next_deadline() {
+            None => PollTimeout::NONE,
+            Some(t) => {
+                let ms = t.saturating_duration_since(Instant::now()).as_millis() + 1;
+                PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::NONE)
+            }
+        };
+
+        let mut tokens: Vec<Token> = Vec::new();
+        let mut fds: Vec<PollFd<'_>> = Vec::new();
+        let input = PollFlags::POLLIN;
+        fds.push(PollFd::new(self.signals.as_fd(), input));
+        tokens.push(Token::Signals);
+        if let Some(l) = &self.listener {
+            fds.push(PollFd::new(l.as_fd(), input));
+            tokens.push(Token::Listener);
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            let mut ev = PollFlags::empty();
+            if !c.eof {
+                ev |= input;
+            }
+            if !c.outbuf.is_empty() {
+                ev |= PollFlags::POLLOUT;
+            }
+            fds.push(PollFd::new(c.stream.as_fd(), ev));
+            tokens.push(Token::Client(i));
+        }
+        for (i, s) in self.svcs.iter().enumerate() {
+            if let Some(fd) = &s.ready_fd {
+                fds.push(PollFd::new(fd.as_fd(), input));
+                tokens.push(Token::Ready(i));
+            }
+        }
+        match poll(&mut fds, timeout) {
+            Ok(_) => {}
+            Err(Errno::EINTR) => return None,
+            Err(e) => {
+                error!("poll: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                return None;
+            }
+        }
+        let events: Vec<(Token, PollFlags)> = tokens
+            .into_iter()
+            .zip(
+                fds.iter()
+                    .map(|f| f.revents().unwrap_or(PollFlags::empty())),
+            )
+            .filter(|(_, r)| !r.is_empty())
+            .collect();
+        drop(fds);
+
+        let mut client_events = Vec::new();
+        for (token, revents) in events {
+            match token {
+                Token::Signals => self.handle_signals(),
+                Token::Listener => self.accept_clients(),
+                Token::Client(i) => client_events.push((i, revents)),
+                Token::Ready(i) => self.read_ready(i),
+            }
+        }
+        for (i, revents) in client_events {
+            self.serve_client(i, revents);
+        }
+        self.clients.retain(|c| !(c.eof && c.outbuf.is_empty()));
+        None
+    }
+
+    // ----- timers, starts and stops -------------------------------------------------------
+
+    fn tick(&mut self, now: Instant) {
+        for i in 0..self.svcs.len() {
+            match self.svcs[i].state {
+                State::Backoff { until } | State::Failed { until } if now >= until => {
+                    self.svcs[i].state = if self.shutdown.is_some() {
+                        State::Stopped
+                    } else {
+                        State::Waiting
+                    };
+                }
+                State::Stopping {
+                    deadline,
+                    killed: false,
+                } if now >= deadline => {
+                    let s = &mut self.svcs[i];
+                    if let Some(pid) = s.pid {
+                        warn!(service = %s.def.name, pid = pid.as_raw(), "did not stop within {:?}; SIGKILL", s.def.stop_timeout);
+                        let _ = process::signal_group(pid, Signal::SIGKILL);
+                        let _ = kill(pid, Signal::SIGKILL);
+                    }
+                    s.state = State::Stopping {
+                        deadline: now + Duration::from_secs(5),
+                        killed: true,
+                    };
+                }
+                State::Stopping {
+                    deadline,
+                    killed: true,
+                } if now >= deadline => {
+                    let s = &mut self.svcs[i];
+                    error!(service = %s.def.name, "still alive 5 s after SIGKILL");
+                    s.state = State::Stopping {
+                        deadline: now + Duration::from_secs(60),
+                        killed: true,
+                    };
+                }
+                _ => {}
+            }
+        }
+        if self.shutdown.is_some() {
+            self.advance_shutdown(now);
+        } else {
+            // One pass in start order: a service ready at once lets its dependants start now.
+            for k in 0..self.order.len() {
+                let i = self.order[k];
+                if self.svcs[i].state == State::Waiting && self.dependencies_ready(i) {
+                    self.start(i, now);
+                }
+            }
+        }
+    }
+
+    fn dependencies_ready(&self, i: usize) -> bool {
+        self.svcs[i].def.after.iter().all(|dep| {
+            self.svcs
+                .iter()
+                .any(|s| &s.def.name == dep && s.state == State::Running)
+        })
+    }
+
+    fn start(&mut self, i: usize, now: Instant) {
+        let s = &mut self.svcs[i];
+        match process::spawn(&s.def) {
+            Ok(spawned) => {
+                s.pid = Some(spawned.pid);
+                s.ready_fd = spawned.ready;
+                s.ready_buf.clear();
+                s.started_at = Some(now);
+                s.state = match s.def.ready {
+                    Ready::Started => State::Running,
+                    Ready::Notify => State::Starting,
+                };
+                self.no_children = false;
+                info!(service = %s.def.name, pid = spawned.pid.as_raw(), "started");
+            }
+            Err(e) => {
+                error!(service = %s.def.name, exec = ?s.def.exec, "cannot start: {e}");
+                s.started_at = Some(now);
+                self.exited(
+                    i,
+                    ExitStatus::SpawnFailed(e.to_string()),
+                    Exit::Failure,
+                    now,
+                );
+            }
+        }
+    }
+
+    fn begin_stop(&mut self, i: usize, then: AfterStop, now: Instant) {
+        let s = &mut self.svcs[i];
+        s.after_stop = then;
+        match (s.pid, s.state) {
+            (Some(_), State::Stopping { .. }) => {}
+            (Some(pid), _) => {
+                info!(service = %s.def.name, pid = pid.as_raw(), "stopping (SIGTERM)");
+                let _ = process::signal_group(pid, Signal::SIGTERM);
+                // The main process may have left its group; signal it directly too.
+                let _ = kill(pid, Signal::SIGTERM);
+                let _ = kill(pid, Signal::SIGCONT);
+                s.state = State::Stopping {
+                    deadline: now + s.def.stop_timeout,
+                    killed: false,
+                };
+            }
+            (None, _) => {
+                s.state = State::Stopped;
+                match then {
+                    AfterStop::Start => {
+                        s.backoff.reset();
+                        s.state = State::Waiting;
+                    }
+                    AfterStop::Remove => self.remove(i),
+                    AfterStop::Stay => {}
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, i: usize) {
+        info!(service = %self.svcs[i].def.name, "removed");
+        self.svcs.remove(i);
+        self.recompute_order();
+    }
+
+    /// A service's main process ended (or could not start).
+    fn exited(&mut self, i: usize, status: ExitStatus, exit: Exit, now: Instant) {
+        let shutting_down = self.shutdown.is_some();
+        let policy = self.config.backoff;
+        let s = &mut self.svcs[i];
+        let uptime = s
+            .started_at
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        s.pid = None;
+        s.ready_fd = None;
+        s.started_at = None;
+        s.last_exit = Some(status.clone());
+        if let State::Stopping { .. } = s.state {
+            info!(service = %s.def.name, ?status, "stopped");
+            s.state = State::Stopped;
+            match s.after_stop {
+                AfterStop::Stay => {}
+                AfterStop::Start => {
+                    s.backoff.reset();
+                    s.state = State::Waiting;
+                }
+                AfterStop::Remove => self.remove(i),
+            }
+            return;
+        }
+        if shutting_down || !should_restart(s.def.restart, exit) {
+            info!(service = %s.def.name, ?status, "exited; not restarting");
+            s.state = State::Stopped;
+            return;
+        }
+        s.restarts = s.restarts.saturating_add(1);
+        match s.backoff.on_exit(&policy, uptime) {
+            Next::RestartAfter(d) => {
+                warn!(service = %s.def.name, ?status, ?uptime, "exited; restarting in {d:?}");
+                s.state = State::Backoff { until: now + d };
+            }
+            Next::Failed(d) => {
+                error!(service = %s.def.name, ?status, quick_exits = s.backoff.quick_exits(), "crash loop: failed; retrying in {d:?}");
+                s.state = State::Failed { until: now + d };
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let services = self.svcs.iter().filter_map(|s| match s.state {
+            State::Backoff { until } | State::Failed { until } => Some(until),
+            State::Stopping { deadline, .. } => Some(deadline),
+            _ => None,
+        });
+        let shutdown = match self.shutdown {
+            Some((_, Phase::Term { deadline })) | Some((_, Phase::Kill { deadline })) => {
+                Some(deadline)
+            }
+            _ => None,
+        };
+        services.chain(shutdown).min()
+    }
+
+    // ----- signals and reaping ------------------------------------------------------------
+
+    fn handle_signals(&mut self) {
+        loop {
+            match self.signals.read_signal() {
+                Ok(Some(info)) => {
+                    let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                        continue;
+                    };
+                    debug!(?sig, "signal");
+                    match sig {
+                        Signal::SIGCHLD => self.reap(),
+                        Signal::SIGTERM | Signal::SIGINT => {
+                            self.begin_shutdown(ShutdownKind::Reboot)
+                        }
+                        Signal::SIGUSR2 => self.begin_shutdown(ShutdownKind::Poweroff),
+                        Signal::SIGUSR1 => self.begin_shutdown(ShutdownKind::Halt),
+                        Signal::SIGHUP => self.reload(),
+                        _ => {}
+                    }
+                }
+                Ok(None) => break,
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    error!("reading signals: {e}");
+                    break;
+                }
+            }
+        }
+        // Coalesced SIGCHLDs are harmless, but a missed one would leave a zombie: reap anyway.
+        self.reap();
+    }
+
+    /// Reaps every exited child with `waitpid(-1, WNOHANG)`.
+    fn reap(&mut self) {
+        let now = Instant::now();
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => break,
+                Ok(WaitStatus::Exited(pid, code)) => {
+                    let exit = if code == 0 {
+                        Exit::Success
+                    } else {
+                        Exit::Failure
+                    };
+                    self.child_gone(pid, ExitStatus::Exited(code), exit, now);
+                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    self.child_gone(
+                        pid,
+                        ExitStatus::Signaled(sig.as_str().into()),
+                        Exit::Failure,
+                        now,
+                    );
+                }
+                Ok(_) => {}
+                Err(Errno::EINTR) => {}
+                Err(Errno::ECHILD) => {
+                    self.no_children = true;
+                    break;
+                }
+                Err(e) => {
+                    error!("waitpid: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn child_gone(&mut self, pid: Pid, status: ExitStatus, exit: Exit, now: Instant) {
+        match self.svcs.iter().position(|s| s.pid == Some(pid)) {
+            Some(i) => self.exited(i, status, exit, now),
+            None => {
+                self.orphans_reaped += 1;
+                debug!(pid = pid.as_raw(), ?status, "reaped");
+            }
+        }
+    }
+
+    // ----- readiness ----------------------------------------------------------------------
+
+    fn read_ready(&mut self, i: usize) {
+        let s = &mut self.svcs[i];
+        let Some(fd) = &s.ready_fd else { return };
+        let mut buf = [0u8; 256];
+        loop {
+            match nix::unistd::read(fd, &mut buf) {
+                Ok(0) => {
+                    s.ready_fd = None;
+                    break;
+                }
+                Ok(n) => {
+                    s.ready_buf.extend_from_slice(&buf[..n]);
+                    if s.ready_buf.len() > 4096 {
+                        s.ready_buf.drain(..s.ready_buf.len() - 4096);
+                    }
+                }
+                Err(Errno::EINTR) => continue,
+                Err(_) => break,
+            }
+        }
+        if s.state == State::Starting && s.ready_buf.split(|&b| b == b'\n').any(|l| l == b"READY") {
+            info!(service = %s.def.name, "ready");
+            s.state = State::Running;
+            s.ready_fd = None;
+        }
+    }
+
+    // ----- shutdown -----------------------------------------------------------------------
+
+    fn begin_shutdown(&mut self, kind: ShutdownKind) {
+        if let Some((current, _)) = self.shutdown {
+            info!(
+                "{} requested; already shutting down for {}",
+                kind.name(),
+                current.name()
+            );
+            return;
+        }
+        info!(
+            "shutdown for {}: stopping services in reverse order",
+            kind.name()
+        );
+        self.shutdown = Some((kind, Phase::Services));
+        for s in &mut self.svcs {
+            if s.pid.is_none() {
+                s.state = State::Stopped;
+            }
+        }
+    }
+
+    fn advance_shutdown(&mut self, now: Instant) {
+        let Some((kind, phase)) = self.shutdown else {
+            return;
+        };
+        let next = match phase {
+            Phase::Services => {
+                if self
+                    .svcs
+                    .iter()
+                    .any(|s| matches!(s.state, State::Stopping { .. }))
+                {
+                    return;
+                }
+                let stop = order::stop_order(&self.order);
+                if let Some(&i) = stop.iter().find(|&&i| self.svcs[i].pid.is_some()) {
+                    self.begin_stop(i, AfterStop::Stay, now);
+                    return;
+                }
+                info!("services stopped; terminating what is left");
+                self.reap();
+                if self.no_children {
+                    Phase::Done
+                } else {
+                    self.signal_everyone(Signal::SIGTERM);
+                    Phase::Term {
+                        deadline: now + self.opts.final_grace,
+                    }
+                }
+            }
+            Phase::Term { deadline } => {
+                if self.no_children {
+                    Phase::Done
+                } else if now >= deadline {
+                    warn!("processes left after SIGTERM; SIGKILL");
+                    self.signal_everyone(Signal::SIGKILL);
+                    Phase::Kill {
+                        deadline: now + Duration::from_secs(3),
+                    }
+                } else {
+                    return;
+                }
+            }
+            Phase::Kill { deadline } => {
+                if self.no_children {
+                    Phase::Done
+                } else if now >= deadline {
+                    error!("processes left after SIGKILL; giving up waiting");
+                    Phase::Done
+                } else {
+                    // Orphans re-parented since the last signal get theirs too.
+                    self.signal_everyone(Signal::SIGKILL);
+                    return;
+                }
+            }
+            Phase::Done => return,
+        };
+        if let Phase::Done = next {
+            if self.no_children {
+                info!("shutdown complete: no process left");
+            } else {
+                warn!("shutdown complete with processes still alive");
+            }
+        }
+        self.shutdown = Some((kind, next));
+    }
+
+    fn signal_everyone(&mut self, sig: Signal) {
+        if self.opts.pid1 {
+            // Every process of the machine (or PID namespace) but init.
+            let _ = kill(Pid::from_raw(-1), sig);
+        } else {
+            for child in process::children_of(nix::unistd::getpid()) {
+                let _ = kill(child, sig);
+            }
+        }
+        self.reap();
+    }
+
+    // ----- configuration ------------------------------------------------------------------
+
+    fn reload(&mut self) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        match config::load(&self.opts.config) {
+            Ok(c) => {
+                info!(file = %self.opts.config.display(), services = c.services.len(), "services file reloaded");
+                self.config_error = None;
+                self.apply_config(c);
+            }
+            Err(e) => {
+                error!(
+                    "{e}; keeping the services from {}",
+                    self.config.source.display()
+                );
+                self.config_error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// Makes `config` the one in use: existing services keep their process and state
+    /// (a changed definition applies from their next start), new ones wait to start,
+    /// removed ones are stopped and then forgotten.
+    fn apply_config(&mut self, config: Config) {
+        let now = Instant::now();
+        let mut old: Vec<Svc> = std::mem::take(&mut self.svcs);
+        let mut svcs = Vec::with_capacity(config.services.len());
+        for def in &config.services {
+            match old.iter().position(|s| s.def.name == def.name) {
+                Some(p) => {
+                    let mut s = old.remove(p);
+                    s.def = def.clone();
+                    svcs.push(s);
+                }
+                None => svcs.push(Svc::new(def.clone())),
+            }
+        }
+        let removed: Vec<String> = old
+            .iter()
+            .filter(|s| s.pid.is_some())
+            .map(|s| s.def.name.clone())
+            .collect();
+        svcs.extend(old.into_iter().filter(|s| s.pid.is_some()));
+        self.svcs = svcs;
+        self.config = config;
+        self.recompute_order();
+        for name in removed {
+            if let Some(i) = self.svcs.iter().position(|s| s.def.name == name) {
+                self.begin_stop(i, AfterStop::Remove, now);
+            }
+        }
+    }
+
+    fn recompute_order(&mut self) {
+        let index: HashMap<&str, usize> = self
+            .svcs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.def.name.as_str(), i))
+            .collect();
+        let deps: Vec<Vec<usize>> = self
+            .svcs
+            .iter()
+            .map(|s| {
+                s.def
+                    .after
+                    .iter()
+                    .filter_map(|a| index.get(a.as_str()).copied())
+                    .collect()
+            })
+            .collect();
+        self.order = order::start_order(&deps).unwrap_or_else(|_| (0..self.svcs.len()).collect());
+    }
+
+    // ----- control socket -----------------------------------------------------------------
+
+    fn accept_clients(&mut self) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    if stream.set_nonblocking(true).is_err() || self.clients.len() >= 64 {
+                        continue;
+                    }
+                    self.clients.push(Client {
+                        stream,
+                        inbuf: Vec::new(),
+                        outbuf: Vec::new(),
+                        eof: false,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn serve_client(&mut self, i: usize, revents: PollFlags) {
+        if revents.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+            let mut buf = [0u8; 4096];
+            loop {
+                match self.clients[i].stream.read(&mut buf) {
+                    Ok(0) => {
+                        self.clients[i].eof = true;
+                        break;
+                    }
+                    Ok(n) => self.clients[i].inbuf.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        self.clients[i].eof = true;
+                        self.clients[i].outbuf.clear();
+                        return;
+                    }
+                }
+            }
+            while let Some(nl) = self.clients[i].inbuf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.clients[i].inbuf.drain(..=nl).collect();
+                let line = String::from_utf8_lossy(&line[..nl]).trim().to_owned();
+                if line.is_empty() {
+                    continue;
+                }
+                let reply = match serde_json::from_str::<Request>(&line) {
+                    Ok(req) => self.handle_request(req),
+                    Err(e) => Reply::error(format!("bad request: {e}")),
+                };
+                let mut out =
+                    serde_json::to_vec(&reply).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
+                out.push(b'\n');
+                self.clients[i].outbuf.extend_from_slice(&out);
+            }
+            if self.clients[i].inbuf.len() > MAX_REQUEST {
+                let mut out =
+                    serde_json::to_vec(&Reply::error("request too long")).unwrap_or_default();
+                out.push(b'\n');
+                let c = &mut self.clients[i];
+                c.outbuf.extend_from_slice(&out);
+                c.inbuf.clear();
+                c.eof = true;
+            }
+        }
+        let c = &mut self.clients[i];
+        while !c.outbuf.is_empty() {
+            match c.stream.write(&c.outbuf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    c.outbuf.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    c.outbuf.clear();
+                    c.eof = true;
+                }
+            }
+        }
+    }
+
+    fn handle_request(&mut self, req: Request) -> Reply {
+        let now = Instant::now();
+        let find = |svcs: &[Svc], name: &str| svcs.iter().position(|s| s.def.name == name);
+        match req {
+            Request::Status => Reply {
+                status: Some(self.status(now)),
+                ..Reply::ok()
+            },
+            Request::Start { .. } | Request::Stop { .. } | Request::Restart { .. }
+                if self.shutdown.is_some() =>
+            {
+                Reply::error("shutting down")
+            }
+            Request::Start { service } => match find(&self.svcs, &service) {
+                None => Reply::error(format!("no service named `{service}`")),
+                Some(i) => {
+                    let s = &mut self.svcs[i];
+                    match s.state {
+                        State::Stopped | State::Backoff { .. } | State::Failed { .. } => {
+                            s.backoff.reset();
+                            s.state = State::Waiting;
+                        }
+                        State::Stopping { .. } => s.after_stop = AfterStop::Start,
+                        _ => {}
+                    }
+                    Reply::ok()
+                }
+            },
+            Request::Stop { service } => match find(&self.svcs, &service) {
+                None => Reply::error(format!("no service named `{service}`")),
+                Some(i) => {
+                    self.begin_stop(i, AfterStop::Stay, now);
+                    Reply::ok()
+                }
+            },
+            Request::Restart { service } => match find(&self.svcs, &service) {
+                None => Reply::error(format!("no service named `{service}`")),
+                Some(i) => {
+                    self.begin_stop(i, AfterStop::Start, now);
+                    Reply::ok()
+                }
+            },
+            Request::Reboot => {
+                self.begin_shutdown(ShutdownKind::Reboot);
+                Reply::ok()
+            }
+            Request::Poweroff => {
+                self.begin_shutdown(ShutdownKind::Poweroff);
+                Reply::ok()
+            }
+            Request::Halt => {
+                self.begin_shutdown(ShutdownKind::Halt);
+                Reply::ok()
+            }
+        }
+    }
+
+    fn status(&self, now: Instant) -> control::Status {
+        let services = self
+            .order
+            .iter()
+            .map(|&i| {
+                let s = &self.svcs[i];
+                ServiceStatus {
+                    name: s.def.name.clone(),
+                    state: s.state.name().to_owned(),
+                    pid: s.pid.map(|p| p.as_raw()),
+                    restarts: s.restarts,
+                    last_exit: s.last_exit.clone(),
+                    uptime_s: s
+                        .started_at
+                        .filter(|_| s.pid.is_some())
+                        .map(|t| now.saturating_duration_since(t).as_secs_f64()),
+                    next_start_s: match s.state {
+                        State::Backoff { until } | State::Failed { until } => {
+                            Some(until.saturating_duration_since(now).as_secs_f64())
+                        }
+                        _ => None,
+                    },
+                }
+            })
+            .collect();
+        control::Status {
+            init: InitStatus {
+                pid: nix::unistd::getpid().as_raw(),
+                pid1: self.opts.pid1,
+                uptime_s: now.saturating_duration_since(self.started).as_secs_f64(),
+                cpu_ms: process::self_cpu_ms(),
+                rss_kb: process::self_rss_kb(),
+                orphans_reaped: self.orphans_reaped,
+                shutdown: self.shutdown.map(|(k, _)| k.name().to_owned()),
+            },
+            config: ConfigStatus {
+                source: self.config.source.display().to_string(),
+                error: self.config_error.clone(),
+            },
+            services,
+        }
+    }
+}
+
+/// The services to run at start-up: the file, else the fallback file, else the built-in set;
+/// with the error that made us fall back.
+fn initial_config(opts: &Options) -> (Config, Option<String>) {
+    match config::load(&opts.config) {
+        Ok(c) => {
+            info!(file = %opts.config.display(), services = c.services.len(), "services file loaded");
+            (c, None)
+        }
+        Err(e) => {
+            error!("{e}");
+            let msg = e.to_string();
+            if let Some(fallback) = &opts.fallback {
+                match config::load(fallback) {
+                    Ok(c) => {
+                        warn!(file = %fallback.display(), "using the fallback services file");
+                        return (c, Some(msg));
+                    }
+                    Err(e2) => error!("fallback: {e2}"),
+                }
+            }
+            warn!("using the built-in minimal services");
+            (builtin_config(), Some(msg))
+        }
+    }
+}
+
+/// The safe minimal set: the console on tty1 when it is installed (nothing else can be
+/// assumed to exist).
+fn builtin_config() -> Config {
+    let mut c = Config::empty("(built-in minimal set)");
+    let console = Path::new("/usr/bin/ewindow-console");
+    if console.exists() {
+        c.services.push(Service {
+            name: "console".into(),
+            exec: vec![console.display().to_string()],
+            after: Vec::new(),
+            ready: Ready::Started,
+            restart: crate::backoff::Restart::Always,
+            stop_timeout: Duration::from_secs(5),
+            env: Default::default(),
+            tty: Path::new("/dev/tty1").exists().then(|| "/dev/tty1".into()),
+            line: 0,
+        });
+    }
+    c
+}
+
+fn bind_control(path: &Path) -> io::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let l = UnixListener::bind(path)?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
