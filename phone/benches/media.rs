@@ -62,22 +62,12 @@ struct Side {
     rss_mib: f64,
 }
 
-/// CPU % over the middle of the call and peak RSS at its end.
+/// CPU % over the middle of the call (from 1 s to 2 s before the end) and peak RSS.
 fn measure(pids: &[u32]) -> Vec<Side> {
-    std::thread::sleep(Duration::from_secs(1));
-    let t0 = Instant::now();
-    let start: Vec<_> = pids.iter().map(|p| proc_usage(*p)).collect();
-    std::thread::sleep(Duration::from_secs(CALL_SECS - 3));
-    let wall = t0.elapsed().as_secs_f64();
-    pids.iter()
-        .zip(start)
-        .map(|(pid, s0)| match (s0, proc_usage(*pid)) {
-            (Some((c0, _)), Some((c1, hwm))) => Side {
-                cpu_pct: (c1 - c0) / wall * 100.0,
-                rss_mib: hwm as f64 / 1024.0,
-            },
-            _ => Side::default(),
-        })
+    let window = Duration::from_secs(CALL_SECS - 3);
+    cpu_and_rss(pids, Instant::now(), Duration::from_secs(1), window)
+        .into_iter()
+        .map(|(cpu_pct, rss_mib)| Side { cpu_pct, rss_mib })
         .collect()
 }
 

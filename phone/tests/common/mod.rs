@@ -544,3 +544,26 @@ pub fn proc_usage(pid: u32) -> Option<(f64, u64)> {
     // USER_HZ is 100 on Linux.
     Some(((utime + stime) / 100.0, hwm))
 }
+
+/// CPU % and peak RSS (MiB) of processes over a window of a running call: waits until
+/// `warmup` after `from` (start-up is not what we measure), then samples for `window`.
+/// A process that is gone reads as zeros.
+pub fn cpu_and_rss(
+    pids: &[u32],
+    from: Instant,
+    warmup: Duration,
+    window: Duration,
+) -> Vec<(f64, f64)> {
+    std::thread::sleep(warmup.saturating_sub(from.elapsed()));
+    let t0 = Instant::now();
+    let start: Vec<_> = pids.iter().map(|p| proc_usage(*p)).collect();
+    std::thread::sleep(window);
+    let wall = t0.elapsed().as_secs_f64();
+    pids.iter()
+        .zip(start)
+        .map(|(pid, s0)| match (s0, proc_usage(*pid)) {
+            (Some((c0, _)), Some((c1, hwm))) => ((c1 - c0) / wall * 100.0, hwm as f64 / 1024.0),
+            _ => (0.0, 0.0),
+        })
+        .collect()
+}
