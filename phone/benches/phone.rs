@@ -42,6 +42,9 @@ fn ours_to_baresip() -> (Side, Side) {
         &[
             "--codecs",
             "opus",
+            // The same work as baresip's audio-only peers.
+            "--video-codecs",
+            "none",
             "--duration",
             &CALL_SECS.to_string(),
             "--stats-json",

@@ -186,6 +186,15 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
+    // Load GStreamer, and the plugins every call uses (libsrtp initialises on its first
+    // element), now rather than between the answer and the first packet.
+    if let Err(e) = gstreamer::init() {
+        eprintln!("ewindow-phone: cannot initialise GStreamer: {e}");
+        return ExitCode::FAILURE;
+    }
+    for factory in ["rtpbin", "srtpenc", "srtpdec", "opusenc", "opusdec", "udpsrc"] {
+        let _ = gstreamer::ElementFactory::make(factory).build();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
