@@ -192,7 +192,9 @@ fn main() -> ExitCode {
         eprintln!("ewindow-phone: cannot initialise GStreamer: {e}");
         return ExitCode::FAILURE;
     }
-    for factory in ["rtpbin", "srtpenc", "srtpdec", "opusenc", "opusdec", "udpsrc"] {
+    for factory in [
+        "rtpbin", "srtpenc", "srtpdec", "opusenc", "opusdec", "udpsrc",
+    ] {
         let _ = gstreamer::ElementFactory::make(factory).build();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -1,12 +1,12 @@
 //! `ewindow-init` as a library: the modules of the window's PID 1, so that the binary, its
 //! tests and (later) `ewindowctl` share them.
 //!
-//! Pure logic — [`config`], [`backoff`], [`order`], [`control`] — does no IO and is tested
-//! exhaustively; [`process`], [`mounts`] and [`runtime`] are the IO edges.
+//! Pure logic — [`config`], [`backoff`], [`order`] — does no IO and is tested exhaustively;
+//! [`process`], [`mounts`] and [`runtime`] are the IO edges. The control-socket messages are
+//! `ewindow_protocol::init`, shared with `ewindowctl`.
 
 pub mod backoff;
 pub mod config;
-pub mod control;
 pub mod mounts;
 pub mod order;
 pub mod process;

@@ -32,9 +32,11 @@ use tracing::{debug, error, info, warn};
 
 use crate::backoff::{should_restart, Backoff, Exit, Next};
 use crate::config::{self, Config, Ready, Service};
-use crate::control::{self, ConfigStatus, ExitStatus, InitStatus, Reply, Request, ServiceStatus};
 use crate::order;
 use crate::process;
+use ewindow_protocol::init::{
+    self as control, ConfigStatus, ExitStatus, InitStatus, Reply, Request, ServiceStatus,
+};
 
 /// What happens once everything is stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,6 @@
-//! Control-socket messages: one JSON object per line, a request in, a reply out.
-//!
-//! These types will move to the shared `protocol` crate (`ewindow-protocol`) once `ewindowctl`
-//! reads them; until then they live here, and their serde form is already the contract.
+//! `ewindow-init`'s control socket (`/run/ewindow/init.sock`): one JSON object per line, a
+//! request in, a reply out. `ewindow-init` serves it; `ewindowctl` speaks it. The serde form
+//! is the contract.
 //!
 //! ```text
 //! → {"cmd":"status"}
