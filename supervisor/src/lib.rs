@@ -2,11 +2,12 @@
 //! tests and (later) `ewindowctl` share them.
 //!
 //! Pure logic — [`config`], [`backoff`], [`order`] — does no IO and is tested exhaustively;
-//! [`process`], [`mounts`] and [`runtime`] are the IO edges. The control-socket messages are
+//! [`process`], [`mounts`], [`early`] (hostname, loopback) and [`runtime`] are the IO edges. The control-socket messages are
 //! `ewindow_protocol::init`, shared with `ewindowctl`.
 
 pub mod backoff;
 pub mod config;
+pub mod early;
 pub mod mounts;
 pub mod order;
 pub mod process;

@@ -16,8 +16,8 @@ use clap::Parser;
 use nix::sys::reboot::RebootMode;
 use tracing::{error, info, warn};
 
-use ewindow_init::mounts;
 use ewindow_init::runtime::{Options, ShutdownKind, Supervisor};
+use ewindow_init::{early, mounts};
 
 /// Command line of `ewindow-init`.
 #[derive(Debug, Parser)]
@@ -36,6 +36,10 @@ struct Cli {
     /// (PID namespaces, containers).
     #[arg(long)]
     no_mounts: bool,
+    /// As PID 1, set this hostname (default: /etc/hostname on a real boot; never changed
+    /// with --no-mounts unless given).
+    #[arg(long)]
+    hostname: Option<String>,
     /// Seconds leftover processes get between SIGTERM and SIGKILL at shutdown.
     #[arg(long, default_value_t = 3)]
     final_grace_s: u64,
@@ -96,6 +100,23 @@ fn run(cli: Cli, pid1: bool) -> anyhow::Result<ShutdownKind> {
             if let Err(e) = nix::sys::reboot::set_cad_enabled(false) {
                 warn!("cannot route Ctrl-Alt-Del to init: {e}");
             }
+        }
+        // In a namespace (--no-mounts) only an explicit --hostname is set, never
+        // /etc/hostname: that would rename the host of a test.
+        let etc = std::path::Path::new("/etc/hostname");
+        let name = if cli.no_mounts {
+            cli.hostname.clone()
+        } else {
+            early::hostname_to_set(cli.hostname.as_deref(), etc)
+        };
+        if let Some(name) = name {
+            match early::set_hostname(&name) {
+                Ok(()) => info!(hostname = %name, "hostname set"),
+                Err(e) => error!("{e}"),
+            }
+        }
+        if let Err(e) = early::loopback_up() {
+            error!("{e}");
         }
     } else {
         nix::sys::prctl::set_child_subreaper(true).context("becoming a child subreaper")?;

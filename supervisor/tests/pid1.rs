@@ -51,11 +51,19 @@ fn script(dir: &Path, name: &str, body: &str) -> String {
 
 impl Init {
     fn start(dir: PathBuf, services: &str) -> Init {
+        Init::start_with(dir, services, &[], &[])
+    }
+
+    /// Like [`Init::start`] with more `unshare` namespaces and more init arguments.
+    fn start_with(dir: PathBuf, services: &str, namespaces: &[&str], args: &[&str]) -> Init {
         require_root();
         fs::write(dir.join("services.toml"), services).unwrap();
         let log = fs::File::create(dir.join("init.log")).unwrap();
         let child = Command::new("unshare")
-            .args(["--fork", "--pid", "--mount-proc", BIN, "--no-mounts"])
+            .args(["--fork", "--pid", "--mount-proc"])
+            .args(namespaces)
+            .args([BIN, "--no-mounts"])
+            .args(args)
             .arg("--config")
             .arg(dir.join("services.toml"))
             .arg("--control")
@@ -538,4 +546,37 @@ fn control_socket_restart_start_and_unknown_service() {
     assert_eq!(r["ok"], false);
     // Still serving after bad requests.
     assert_eq!(init.status()["init"]["pid"], 1);
+}
+
+#[test]
+fn as_pid1_it_sets_the_hostname_and_brings_loopback_up() {
+    let dir = scratch("early");
+    // In new UTS and network namespaces: the host's name and interfaces are not touched.
+    let probe = script(
+        &dir,
+        "probe.sh",
+        &format!(
+            "cat /proc/sys/kernel/hostname > {d}/hostname\n\
+             ip -o link show lo > {d}/lo 2>&1\n\
+             exec sleep 1000",
+            d = dir.display()
+        ),
+    );
+    let init = Init::start_with(
+        dir.clone(),
+        &format!("[[service]]\nname = \"probe\"\nexec = [\"{probe}\"]\n"),
+        &["--uts", "--net"],
+        &["--hostname", "window-test"],
+    );
+    init.wait_service("probe", 8, |s| s["state"] == "running");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !dir.join("lo").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let hostname = fs::read_to_string(dir.join("hostname")).unwrap_or_default();
+    assert_eq!(hostname.trim(), "window-test", "{}", init.log());
+    let lo = fs::read_to_string(dir.join("lo")).unwrap_or_default();
+    // `<LOOPBACK,UP,LOWER_UP>`: a fresh network namespace starts with lo down.
+    assert!(lo.contains(",UP"), "lo is not up: {lo}\n{}", init.log());
 }

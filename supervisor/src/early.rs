@@ -1,0 +1,127 @@
+//! Early boot duties of PID 1 that are not mounts: the hostname and the loopback interface.
+
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use nix::libc;
+use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+
+/// Why an early-boot step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EarlyError {
+    /// The name is not a valid hostname.
+    #[error("`{0}` is not a valid hostname (1-63 letters, digits and inner '-')")]
+    BadHostname(String),
+    /// A system call failed.
+    #[error("{what}: {source}")]
+    Sys {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        source: nix::Error,
+    },
+}
+
+/// Whether `name` is a valid single-label hostname (RFC 1123): 1 to 63 ASCII letters, digits
+/// and hyphens, not starting or ending with a hyphen.
+pub fn valid_hostname(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// The hostname to set: the one given, or on a real boot the first line of `/etc/hostname`.
+pub fn hostname_to_set(given: Option<&str>, etc_hostname: &Path) -> Option<String> {
+    match given {
+        Some(name) => Some(name.to_string()),
+        None => std::fs::read_to_string(etc_hostname)
+            .ok()
+            .and_then(|s| s.lines().next().map(|l| l.trim().to_string()))
+            .filter(|s| !s.is_empty()),
+    }
+}
+
+/// Sets the hostname after checking it.
+pub fn set_hostname(name: &str) -> Result<(), EarlyError> {
+    if !valid_hostname(name) {
+        return Err(EarlyError::BadHostname(name.to_string()));
+    }
+    nix::unistd::sethostname(name).map_err(|source| EarlyError::Sys {
+        what: "sethostname",
+        source,
+    })
+}
+
+/// Brings the loopback interface `lo` up (a new network namespace, or a kernel that leaves
+/// it down, has it down).
+pub fn loopback_up() -> Result<(), EarlyError> {
+    let sys = |what| move |source| EarlyError::Sys { what, source };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(sys("socket"))?;
+    // SAFETY: `ifreq` is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: `fd` is an open socket and `req` a valid `ifreq` naming "lo", as these two
+    // ioctls require; the kernel writes only into `req`.
+    unsafe {
+        if libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(sys("SIOCGIFFLAGS lo")(nix::Error::last()));
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(fd.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(sys("SIOCSIFFLAGS lo")(nix::Error::last()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostnames_are_checked() {
+        for good in ["window", "fablab-muenchen", "w1", &"a".repeat(63)] {
+            assert!(valid_hostname(good), "{good}");
+        }
+        for bad in [
+            "",
+            "-window",
+            "window-",
+            "win dow",
+            "wïndow",
+            "a.b",
+            &"a".repeat(64),
+        ] {
+            assert!(!valid_hostname(bad), "{bad}");
+        }
+        assert!(matches!(
+            set_hostname("bad name"),
+            Err(EarlyError::BadHostname(_))
+        ));
+    }
+
+    #[test]
+    fn the_given_hostname_wins_over_etc_hostname() {
+        let dir = std::env::temp_dir().join(format!("early-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hostname");
+        std::fs::write(&file, "from-etc\nignored\n").unwrap();
+        assert_eq!(
+            hostname_to_set(Some("given"), &file).as_deref(),
+            Some("given")
+        );
+        assert_eq!(hostname_to_set(None, &file).as_deref(), Some("from-etc"));
+        assert_eq!(hostname_to_set(None, &dir.join("missing")), None);
+        std::fs::write(&file, "\n").unwrap();
+        assert_eq!(hostname_to_set(None, &file), None);
+    }
+}
