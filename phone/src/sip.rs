@@ -42,16 +42,6 @@ pub enum Transport {
     Tcp,
 }
 
-impl Transport {
-    /// Lowercase name, as in `;transport=`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        }
-    }
-}
-
 /// What the access policy sees of a request from outside a dialog.
 #[derive(Clone, Debug)]
 pub struct Requester {
