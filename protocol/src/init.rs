@@ -40,6 +40,32 @@ pub enum Request {
     Poweroff,
     /// Orderly shutdown, then halt.
     Halt,
+    /// Reply `ok`, then keep the connection open and send an [`Event`] line whenever a
+    /// service changes state or a shutdown begins (the first events give every service's
+    /// current state).
+    Subscribe,
+}
+
+/// One line of a `subscribe` stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum Event {
+    /// A service's state or pid changed.
+    Service {
+        /// Its name.
+        name: String,
+        /// Its new state (as in [`ServiceStatus::state`]).
+        state: String,
+        /// Its main pid, while it runs.
+        pid: Option<i32>,
+        /// Restarts so far.
+        restarts: u32,
+    },
+    /// An orderly shutdown began: `reboot`, `poweroff` or `halt`.
+    Shutdown {
+        /// Which.
+        kind: String,
+    },
 }
 
 /// The reply to one request.
@@ -84,6 +110,88 @@ pub struct Status {
     pub config: ConfigStatus,
     /// Services in start order.
     pub services: Vec<ServiceStatus>,
+    /// What init did at boot: modules, data partition, clock, watchdog.
+    #[serde(default)]
+    pub system: SystemStatus,
+}
+
+/// The boot duties of `[system]` and how they went.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SystemStatus {
+    /// Kernel modules asked for, in load order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<ModuleStatus>,
+    /// The data partition, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataStatus>,
+    /// The saved clock, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockStatus>,
+    /// The hardware watchdog, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watchdog: Option<WatchdogStatus>,
+}
+
+/// One kernel module.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModuleStatus {
+    /// Module name.
+    pub name: String,
+    /// `loaded`, `present` (built in or loaded before) or `failed`.
+    pub state: String,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The data partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataStatus {
+    /// Block device.
+    pub device: String,
+    /// Mount point.
+    pub mountpoint: String,
+    /// `mounted` (read-write), `read-only` (fsck left errors, or a read-write mount failed) or
+    /// `unavailable` (not mounted at all).
+    pub state: String,
+    /// Whether the filesystem was made at this boot (blank partition).
+    #[serde(default)]
+    pub created: bool,
+    /// What went wrong, for `read-only` and `unavailable`, or what fsck repaired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The saved clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockStatus {
+    /// The file.
+    pub file: String,
+    /// The time (Unix seconds) the clock was set to at boot, when it was behind the saved one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_unix: Option<u64>,
+    /// The time last written to the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_unix: Option<u64>,
+    /// The last error reading, setting or saving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The hardware watchdog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchdogStatus {
+    /// Device node.
+    pub device: String,
+    /// `armed`, `absent` (no such device) or `failed`.
+    pub state: String,
+    /// Timeout in seconds set on (or reported by) the device.
+    pub timeout_s: u32,
+    /// Times it was petted.
+    pub pets: u64,
+    /// Why it is not armed, or why the timeout could not be set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Init's own figures.
@@ -176,6 +284,7 @@ mod tests {
             (r#"{"cmd":"reboot"}"#, Request::Reboot),
             (r#"{"cmd":"poweroff"}"#, Request::Poweroff),
             (r#"{"cmd":"halt"}"#, Request::Halt),
+            (r#"{"cmd":"subscribe"}"#, Request::Subscribe),
         ];
         for (text, req) in cases {
             assert_eq!(serde_json::from_str::<Request>(text).unwrap(), req);
@@ -196,6 +305,27 @@ mod tests {
         ] {
             assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn events_have_a_tag() {
+        let e = Event::Service {
+            name: "phone".into(),
+            state: "running".into(),
+            pid: Some(7),
+            restarts: 0,
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"service","name":"phone","state":"running","pid":7,"restarts":0}"#
+        );
+        let s = Event::Shutdown {
+            kind: "reboot".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"event":"shutdown","kind":"reboot"}"#
+        );
     }
 
     #[test]

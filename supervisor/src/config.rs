@@ -21,6 +21,25 @@
 //! stop_timeout_s = 5        # SIGTERM, then SIGKILL after this long (default 5)
 //! env = { RUST_LOG = "info" }
 //! tty = "/dev/tty1"         # optional: stdin/out/err and controlling terminal
+//!
+//! [system]                  # optional; what init does before the first service (at boot only)
+//! modules = ["wireguard"]   # kernel modules to load, with their dependencies (modules.dep)
+//! modules_dir = "/lib/modules"   # default; the running kernel's release is appended
+//!
+//! [system.data]             # the data partition: fsck, then mount (read-only if fsck fails)
+//! device = "/dev/disk/by-partlabel/ewindow-data"
+//! fstype = "ext4"           # ext2 | ext3 | ext4 (default)
+//! mountpoint = "/data"      # default
+//! mkfs_if_blank = true      # make the filesystem when the partition is all zeros (first boot)
+//! wait_s = 5                # how long to wait for the device node to appear
+//!
+//! [system.clock]            # a Pi has no RTC: restore the saved time at boot, save it often
+//! file = "/data/ewindow/clock"
+//! save_every_s = 900
+//!
+//! [system.watchdog]         # petted from the main loop; magic close on orderly shutdown
+//! device = "/dev/watchdog"
+//! timeout_s = 30
 //! ```
 //!
 //! **Invariant:** a [`Config`] that exists is valid: names are unique and well-formed, every
@@ -81,6 +100,57 @@ pub struct Config {
     pub services: Vec<Service>,
     /// Restart timing for all services.
     pub backoff: BackoffPolicy,
+    /// What init does before the first service; read at start only (a reload keeps the
+    /// running system settings).
+    pub system: System,
+}
+
+/// The `[system]` table: boot duties configured per image.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct System {
+    /// Kernel modules to load (names as `modprobe` takes them).
+    pub modules: Vec<String>,
+    /// Where the module trees are; the kernel release is appended.
+    pub modules_dir: PathBuf,
+    /// The data partition, when there is one.
+    pub data: Option<DataDisk>,
+    /// The saved clock, when configured.
+    pub clock: Option<ClockFile>,
+    /// The hardware watchdog, when configured (and present).
+    pub watchdog: Option<WatchdogConf>,
+}
+
+/// `[system.data]`: the persistent partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataDisk {
+    /// Block device.
+    pub device: PathBuf,
+    /// `ext2`, `ext3` or `ext4`.
+    pub fstype: String,
+    /// Where it is mounted.
+    pub mountpoint: PathBuf,
+    /// Make a filesystem when the device is blank (its first MiB all zeros).
+    pub mkfs_if_blank: bool,
+    /// How long to wait for the device node.
+    pub wait: Duration,
+}
+
+/// `[system.clock]`: the file that carries the time across reboots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClockFile {
+    /// The file (on the data partition).
+    pub file: PathBuf,
+    /// How often it is saved while running (and always at shutdown).
+    pub save_every: Duration,
+}
+
+/// `[system.watchdog]`: the hardware watchdog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchdogConf {
+    /// Its device node.
+    pub device: PathBuf,
+    /// The timeout set on the device; the loop pets it at a third of that.
+    pub timeout: Duration,
 }
 
 impl Config {
@@ -90,6 +160,10 @@ impl Config {
             source: source.into(),
             services: Vec::new(),
             backoff: BackoffPolicy::default(),
+            system: System {
+                modules_dir: DEFAULT_MODULES_DIR.into(),
+                ..System::default()
+            },
         }
     }
 
@@ -153,12 +227,52 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(path, &text)
 }
 
+/// Default `[system] modules_dir`.
+pub const DEFAULT_MODULES_DIR: &str = "/lib/modules";
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
     #[serde(default)]
     service: Vec<Spanned<RawService>>,
     backoff: Option<Spanned<RawBackoff>>,
+    system: Option<RawSystem>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSystem {
+    #[serde(default)]
+    modules: Vec<Spanned<String>>,
+    modules_dir: Option<Spanned<PathBuf>>,
+    data: Option<RawData>,
+    clock: Option<RawClock>,
+    watchdog: Option<RawWatchdog>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawData {
+    device: Spanned<PathBuf>,
+    fstype: Option<Spanned<String>>,
+    mountpoint: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    mkfs_if_blank: bool,
+    wait_s: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClock {
+    file: Spanned<PathBuf>,
+    save_every_s: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatchdog {
+    device: Option<Spanned<PathBuf>>,
+    timeout_s: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -302,10 +416,16 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         }
     }
 
+    let system = match raw.system {
+        None => Config::empty("").system,
+        Some(sys) => parse_system(sys).map_err(|(span, key, m)| invalid(span, key, m))?,
+    };
+
     let config = Config {
         source: file.to_owned(),
         services,
         backoff,
+        system,
     };
     if let Err(cycle) = order::start_order(&config.dependency_indices()) {
         let first = cycle.members.first().copied().unwrap_or(0);
@@ -331,6 +451,98 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         ));
     }
     Ok(config)
+}
+
+type Fault = (Range<usize>, String, String);
+
+fn parse_system(sys: RawSystem) -> Result<System, Fault> {
+    let absolute = |p: Spanned<PathBuf>, key: &str| -> Result<PathBuf, Fault> {
+        if p.get_ref().is_absolute() {
+            Ok(p.into_inner())
+        } else {
+            Err((
+                p.span(),
+                format!("system.{key}"),
+                format!("`{}` must be an absolute path", p.get_ref().display()),
+            ))
+        }
+    };
+    let mut modules = Vec::new();
+    for (i, m) in sys.modules.into_iter().enumerate() {
+        let name = m.get_ref();
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err((
+                m.span(),
+                format!("system.modules[{i}]"),
+                format!("`{name}` is not a module name (letters, digits, `_`, `-`)"),
+            ));
+        }
+        modules.push(m.into_inner());
+    }
+    let modules_dir = match sys.modules_dir {
+        None => PathBuf::from(DEFAULT_MODULES_DIR),
+        Some(p) => absolute(p, "modules_dir")?,
+    };
+    let data = match sys.data {
+        None => None,
+        Some(d) => {
+            let fstype = match d.fstype {
+                None => "ext4".to_owned(),
+                Some(f) if matches!(f.get_ref().as_str(), "ext2" | "ext3" | "ext4") => {
+                    f.into_inner()
+                }
+                Some(f) => {
+                    return Err((
+                        f.span(),
+                        "system.data.fstype".into(),
+                        format!("`{}` is not supported: use ext4, ext3 or ext2", f.get_ref()),
+                    ))
+                }
+            };
+            Some(DataDisk {
+                device: absolute(d.device, "data.device")?,
+                fstype,
+                mountpoint: match d.mountpoint {
+                    None => PathBuf::from("/data"),
+                    Some(p) => absolute(p, "data.mountpoint")?,
+                },
+                mkfs_if_blank: d.mkfs_if_blank,
+                wait: seconds(d.wait_s, Duration::from_secs(5), 0.0, 600.0)
+                    .map_err(|(span, m)| (span, "system.data.wait_s".into(), m))?,
+            })
+        }
+    };
+    let clock = match sys.clock {
+        None => None,
+        Some(c) => Some(ClockFile {
+            file: absolute(c.file, "clock.file")?,
+            save_every: seconds(c.save_every_s, Duration::from_secs(900), 1.0, 86_400.0)
+                .map_err(|(span, m)| (span, "system.clock.save_every_s".into(), m))?,
+        }),
+    };
+    let watchdog = match sys.watchdog {
+        None => None,
+        Some(w) => Some(WatchdogConf {
+            device: match w.device {
+                None => PathBuf::from("/dev/watchdog"),
+                Some(p) => absolute(p, "watchdog.device")?,
+            },
+            timeout: seconds(w.timeout_s, Duration::from_secs(30), 2.0, 600.0)
+                .map_err(|(span, m)| (span, "system.watchdog.timeout_s".into(), m))?,
+        }),
+    };
+    Ok(System {
+        modules,
+        modules_dir,
+        data,
+        clock,
+        watchdog,
+    })
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -638,6 +850,57 @@ restart = "never"
         assert!(e
             .to_string()
             .starts_with("/nonexistent/services.toml: cannot read"));
+    }
+
+    #[test]
+    fn the_system_table_with_defaults_and_every_field() {
+        let c = ok("");
+        assert_eq!(c.system.modules_dir, Path::new("/lib/modules"));
+        assert!(c.system.data.is_none() && c.system.clock.is_none());
+        let c = ok(r#"
+[system]
+modules = ["wireguard", "virtio_net"]
+[system.data]
+device = "/dev/vda3"
+mkfs_if_blank = true
+[system.clock]
+file = "/data/ewindow/clock"
+[system.watchdog]
+timeout_s = 20
+"#);
+        assert_eq!(c.system.modules, ["wireguard", "virtio_net"]);
+        let d = c.system.data.unwrap();
+        assert_eq!(d.device, Path::new("/dev/vda3"));
+        assert_eq!(d.fstype, "ext4");
+        assert_eq!(d.mountpoint, Path::new("/data"));
+        assert!(d.mkfs_if_blank);
+        assert_eq!(d.wait, Duration::from_secs(5));
+        let k = c.system.clock.unwrap();
+        assert_eq!(k.save_every, Duration::from_secs(900));
+        let w = c.system.watchdog.unwrap();
+        assert_eq!(w.device, Path::new("/dev/watchdog"));
+        assert_eq!(w.timeout, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn system_errors_name_line_and_key() {
+        assert_eq!(
+            err("[system]\nmodules = [\"wire guard\"]\n"),
+            "services.toml:2: key `system.modules[0]`: `wire guard` is not a module name (letters, digits, `_`, `-`)"
+        );
+        assert_eq!(
+            err("[system.data]\ndevice = \"vda3\"\n"),
+            "services.toml:2: key `system.data.device`: `vda3` must be an absolute path"
+        );
+        assert_eq!(
+            err("[system.data]\ndevice = \"/dev/vda3\"\nfstype = \"btrfs\"\n"),
+            "services.toml:3: key `system.data.fstype`: `btrfs` is not supported: use ext4, ext3 or ext2"
+        );
+        assert!(err("[system.watchdog]\ntimeout_s = 1\n")
+            .starts_with("services.toml:2: key `system.watchdog.timeout_s`: 1 is out of range"));
+        assert!(err("[system.clock]\nfile = \"/x\"\nsave_every = 3\n")
+            .starts_with("services.toml:3: key `save_every`:"));
+        assert!(err("[system.data]\nfstype = \"ext4\"\n").contains("key `device`"));
     }
 
     #[test]

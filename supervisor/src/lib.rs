@@ -6,9 +6,13 @@
 //! `ewindow_protocol::init`, shared with `ewindowctl`.
 
 pub mod backoff;
+pub mod clock;
 pub mod config;
+pub mod data;
 pub mod early;
+pub mod modules;
 pub mod mounts;
 pub mod order;
 pub mod process;
 pub mod runtime;
+pub mod watchdog;

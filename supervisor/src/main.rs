@@ -128,6 +128,7 @@ fn run(cli: Cli, pid1: bool) -> anyhow::Result<ShutdownKind> {
         control: cli.control,
         pid1,
         final_grace: Duration::from_secs(cli.final_grace_s),
+        set_clock: pid1 && !cli.no_mounts,
     })?;
     Ok(sup.run())
 }

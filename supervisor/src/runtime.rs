@@ -2,8 +2,12 @@
 //!
 //! One thread. Every wake-up has a cause: a signal (via `signalfd`: SIGCHLD, SIGTERM, SIGINT,
 //! SIGUSR1, SIGUSR2, SIGHUP), a readiness pipe, a control-socket client, or the next timer
-//! (a backoff, a failed retry, a stop timeout) — `poll` blocks with exactly that timeout, and
-//! with no timeout when nothing is pending.
+//! (a backoff, a failed retry, a stop timeout, the watchdog's pet, the clock's save) — `poll`
+//! blocks with exactly that timeout, and with no timeout when nothing is pending.
+//!
+//! Before the loop, [`Supervisor::new`] does the boot duties of `[system]` in order: kernel
+//! modules, the data partition, the saved clock, the watchdog. At the end of a shutdown the
+//! clock is saved, the watchdog closed with its magic `V` and the data partition unmounted.
 //!
 //! **Invariants:**
 //! - Reaping is `waitpid(-1, WNOHANG)` in this loop only; spawning happens in the same thread,
@@ -31,11 +35,12 @@ use nix::unistd::Pid;
 use tracing::{debug, error, info, warn};
 
 use crate::backoff::{should_restart, Backoff, Exit, Next};
-use crate::config::{self, Config, Ready, Service};
-use crate::order;
-use crate::process;
+use crate::config::{self, ClockFile, Config, Ready, Service};
+use crate::watchdog::Watchdog;
+use crate::{clock, data, modules, order, process};
 use ewindow_protocol::init::{
-    self as control, ConfigStatus, ExitStatus, InitStatus, Reply, Request, ServiceStatus,
+    self as control, ClockStatus, ConfigStatus, Event, ExitStatus, InitStatus, Reply, Request,
+    ServiceStatus, SystemStatus,
 };
 
 /// What happens once everything is stopped.
@@ -72,6 +77,8 @@ pub struct Options {
     pub pid1: bool,
     /// How long leftover processes get between SIGTERM and SIGKILL at shutdown.
     pub final_grace: Duration,
+    /// Whether a saved clock ahead of the system clock is set (a real boot, never a test).
+    pub set_clock: bool,
 }
 
 /// Setting up the loop failed; without signals there is no init.
@@ -165,9 +172,15 @@ struct Client {
     inbuf: Vec<u8>,
     outbuf: Vec<u8>,
     eof: bool,
+    subscribed: bool,
 }
 
 const MAX_REQUEST: usize = 64 * 1024;
+/// A subscriber that lets this much pile up unread is dropped.
+const MAX_BACKLOG: usize = 1024 * 1024;
+
+/// What a subscriber last heard of a service.
+type Seen = (String, String, Option<i32>, u32);
 
 /// The supervisor: every service, the control socket and the shutdown state.
 pub struct Supervisor {
@@ -183,6 +196,12 @@ pub struct Supervisor {
     shutdown: Option<(ShutdownKind, Phase)>,
     orphans_reaped: u64,
     no_children: bool,
+    system: SystemStatus,
+    clock: Option<(ClockFile, Instant)>,
+    watchdog: Option<(Watchdog, Instant)>,
+    data_mounted: Option<PathBuf>,
+    published: Vec<Seen>,
+    shutdown_published: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -224,6 +243,7 @@ impl Supervisor {
         };
 
         let (config, config_error) = initial_config(&opts);
+        let (system, clock, watchdog, data_mounted) = boot_duties(&config.system, opts.set_clock);
         let mut sup = Supervisor {
             opts,
             started: Instant::now(),
@@ -237,6 +257,12 @@ impl Supervisor {
             shutdown: None,
             orphans_reaped: 0,
             no_children: true,
+            system,
+            clock,
+            watchdog,
+            data_mounted,
+            published: Vec::new(),
+            shutdown_published: false,
         };
         sup.apply_config(config);
         Ok(sup)
@@ -248,7 +274,10 @@ impl Supervisor {
         let mut last_panic: Option<Instant> = None;
         loop {
             match catch_unwind(AssertUnwindSafe(|| self.iterate())) {
-                Ok(Some(kind)) => return kind,
+                Ok(Some(kind)) => {
+                    self.end_of_shutdown();
+                    return kind;
+                }
                 Ok(None) => {}
                 Err(panic) => {
                     let what = panic
@@ -271,6 +300,8 @@ impl Supervisor {
     fn iterate(&mut self) -> Option<ShutdownKind> {
         let now = Instant::now();
         self.tick(now);
+        self.timers(now);
+        self.publish();
         if let Some((kind, Phase::Done)) = self.shutdown {
             return Some(kind);
         }
@@ -340,6 +371,7 @@ impl Supervisor {
             self.serve_client(i, revents);
         }
         self.clients.retain(|c| !(c.eof && c.outbuf.is_empty()));
+        self.publish();
         None
     }
 
@@ -524,7 +556,131 @@ impl Supervisor {
             }
             _ => None,
         };
-        services.chain(shutdown).min()
+        let watchdog = self.watchdog.as_ref().map(|(_, t)| *t);
+        let clock = self.clock.as_ref().map(|(_, t)| *t);
+        services.chain(shutdown).chain(watchdog).chain(clock).min()
+    }
+
+    /// The periodic duties: pet the watchdog (only from here: a loop that hangs stops petting),
+    /// save the clock.
+    fn timers(&mut self, now: Instant) {
+        if let Some((w, next)) = &mut self.watchdog {
+            if now >= *next {
+                w.pet();
+                *next = now + w.interval;
+                self.system.watchdog = Some(w.status.clone());
+            }
+        }
+        if let Some((c, next)) = &mut self.clock {
+            if now >= *next {
+                *next = now + c.save_every;
+                let file = c.file.clone();
+                self.save_clock(&file);
+            }
+        }
+    }
+
+    fn save_clock(&mut self, file: &Path) {
+        let result = clock::save(file);
+        if let Some(st) = &mut self.system.clock {
+            match result {
+                Ok(t) => {
+                    st.saved_unix = Some(t);
+                    st.error = None;
+                }
+                Err(e) => {
+                    warn!("{e}");
+                    st.error = Some(e);
+                }
+            }
+        }
+    }
+
+    /// After the last process is gone: save the clock, disarm the watchdog, unmount /data.
+    fn end_of_shutdown(&mut self) {
+        if let Some((c, _)) = self.clock.take() {
+            self.save_clock(&c.file);
+        }
+        nix::unistd::sync();
+        if let Some((mut w, _)) = self.watchdog.take() {
+            w.magic_close();
+        }
+        if let Some(m) = self.data_mounted.take() {
+            data::take_down(&m);
+        }
+    }
+
+    /// Sends subscribers an event for each service whose state, pid or restarts changed since
+    /// the last call, and one when a shutdown begins.
+    fn publish(&mut self) {
+        let now: Vec<Seen> = self
+            .order
+            .iter()
+            .map(|&i| {
+                let s = &self.svcs[i];
+                (
+                    s.def.name.clone(),
+                    s.state.name().to_owned(),
+                    s.pid.map(|p| p.as_raw()),
+                    s.restarts,
+                )
+            })
+            .collect();
+        let mut events: Vec<Event> = now
+            .iter()
+            .filter(|seen| !self.published.contains(seen))
+            .map(|(name, state, pid, restarts)| Event::Service {
+                name: name.clone(),
+                state: state.clone(),
+                pid: *pid,
+                restarts: *restarts,
+            })
+            .collect();
+        self.published = now;
+        if let (Some((kind, _)), false) = (self.shutdown, self.shutdown_published) {
+            self.shutdown_published = true;
+            events.push(Event::Shutdown {
+                kind: kind.name().to_owned(),
+            });
+        }
+        if events.is_empty() || !self.clients.iter().any(|c| c.subscribed) {
+            return;
+        }
+        let mut lines = Vec::new();
+        for e in &events {
+            if let Ok(mut l) = serde_json::to_vec(e) {
+                l.push(b'\n');
+                lines.extend_from_slice(&l);
+            }
+        }
+        for c in self.clients.iter_mut().filter(|c| c.subscribed && !c.eof) {
+            if c.outbuf.len() > MAX_BACKLOG {
+                warn!("dropping a subscriber that does not read");
+                c.outbuf.clear();
+                c.eof = true;
+                continue;
+            }
+            c.outbuf.extend_from_slice(&lines);
+            flush(c);
+        }
+    }
+
+    fn current_events(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &i in &self.order {
+            let s = &self.svcs[i];
+            let e = Event::Service {
+                name: s.def.name.clone(),
+                state: s.state.name().to_owned(),
+                pid: s.pid.map(|p| p.as_raw()),
+                restarts: s.restarts,
+            };
+            if let Ok(mut l) = serde_json::to_vec(&e) {
+                l.push(b'\n');
+                out.extend_from_slice(&l);
+            }
+        }
+        out
     }
 
     // ----- signals and reaping ------------------------------------------------------------
@@ -616,6 +772,11 @@ impl Supervisor {
             match nix::unistd::read(fd, &mut buf) {
                 Ok(0) => {
                     s.ready_fd = None;
+                    if !s.ready_buf.split(|&b| b == b'\n').any(|l| l == b"READY") {
+                        // s6 semantics: closing the fd without READY means "never ready"; its
+                        // dependants wait, and status shows it `starting`.
+                        warn!(service = %s.def.name, "closed its readiness fd without READY");
+                    }
                     break;
                 }
                 Ok(n) => {
@@ -829,6 +990,7 @@ impl Supervisor {
                         inbuf: Vec::new(),
                         outbuf: Vec::new(),
                         eof: false,
+                        subscribed: false,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -862,13 +1024,18 @@ impl Supervisor {
                 if line.is_empty() {
                     continue;
                 }
-                let reply = match serde_json::from_str::<Request>(&line) {
-                    Ok(req) => self.handle_request(req),
-                    Err(e) => Reply::error(format!("bad request: {e}")),
+                let (reply, subscribe) = match serde_json::from_str::<Request>(&line) {
+                    Ok(Request::Subscribe) => (Reply::ok(), true),
+                    Ok(req) => (self.handle_request(req), false),
+                    Err(e) => (Reply::error(format!("bad request: {e}")), false),
                 };
                 let mut out =
                     serde_json::to_vec(&reply).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
                 out.push(b'\n');
+                if subscribe && !self.clients[i].subscribed {
+                    self.clients[i].subscribed = true;
+                    out.extend_from_slice(&self.current_events());
+                }
                 self.clients[i].outbuf.extend_from_slice(&out);
             }
             if self.clients[i].inbuf.len() > MAX_REQUEST {
@@ -881,21 +1048,7 @@ impl Supervisor {
                 c.eof = true;
             }
         }
-        let c = &mut self.clients[i];
-        while !c.outbuf.is_empty() {
-            match c.stream.write(&c.outbuf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    c.outbuf.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => {
-                    c.outbuf.clear();
-                    c.eof = true;
-                }
-            }
-        }
+        flush(&mut self.clients[i]);
     }
 
     fn handle_request(&mut self, req: Request) -> Reply {
@@ -952,6 +1105,8 @@ impl Supervisor {
                 self.begin_shutdown(ShutdownKind::Halt);
                 Reply::ok()
             }
+            // Handled by the connection (it changes what the connection is).
+            Request::Subscribe => Reply::ok(),
         }
     }
 
@@ -995,8 +1150,82 @@ impl Supervisor {
                 error: self.config_error.clone(),
             },
             services,
+            system: self.system.clone(),
         }
     }
+}
+
+/// Writes what the socket takes of a client's pending output.
+fn flush(c: &mut Client) {
+    while !c.outbuf.is_empty() {
+        match c.stream.write(&c.outbuf) {
+            Ok(0) => break,
+            Ok(n) => {
+                c.outbuf.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(_) => {
+                c.outbuf.clear();
+                c.eof = true;
+            }
+        }
+    }
+}
+
+type Boot = (
+    SystemStatus,
+    Option<(ClockFile, Instant)>,
+    Option<(Watchdog, Instant)>,
+    Option<PathBuf>,
+);
+
+/// The boot duties of `[system]`, in order: modules (drivers for what follows), the data
+/// partition (where the clock file lives), the clock (before the overlay: WireGuard refuses
+/// handshakes from the past), the watchdog (last, so a long fsck cannot trip it).
+fn boot_duties(sys: &config::System, set_clock: bool) -> Boot {
+    let mut status = SystemStatus {
+        modules: modules::load_all(&sys.modules_dir, &sys.modules),
+        ..SystemStatus::default()
+    };
+    let mut mounted = None;
+    if let Some(d) = &sys.data {
+        let st = data::bring_up(d);
+        if st.state != "unavailable" {
+            mounted = Some(d.mountpoint.clone());
+        }
+        status.data = Some(st);
+    }
+    let now = Instant::now();
+    let clock = sys.clock.as_ref().map(|c| {
+        let mut st = ClockStatus {
+            file: c.file.display().to_string(),
+            restored_unix: None,
+            saved_unix: None,
+            error: None,
+        };
+        match clock::restore(&c.file, set_clock) {
+            Ok(Some(t)) => {
+                info!(unix = t, "clock restored from {}", c.file.display());
+                st.restored_unix = Some(t);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                warn!("{e}");
+                st.error = Some(e);
+            }
+        }
+        status.clock = Some(st);
+        (c.clone(), now + c.save_every)
+    });
+    let watchdog = sys.watchdog.as_ref().map(|w| {
+        let w = Watchdog::open(w);
+        status.watchdog = Some(w.status.clone());
+        let next = now + w.interval;
+        (w, next)
+    });
+    let watchdog = watchdog.filter(|(w, _)| w.armed());
+    (status, clock, watchdog, mounted)
 }
 
 /// The services to run at start-up: the file, else the fallback file, else the built-in set;

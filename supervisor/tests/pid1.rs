@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -579,4 +579,275 @@ fn as_pid1_it_sets_the_hostname_and_brings_loopback_up() {
     let lo = fs::read_to_string(dir.join("lo")).unwrap_or_default();
     // `<LOOPBACK,UP,LOWER_UP>`: a fresh network namespace starts with lo down.
     assert!(lo.contains(",UP"), "lo is not up: {lo}\n{}", init.log());
+}
+
+/// A loop device over an image file; detached on drop.
+struct LoopDev {
+    dev: String,
+}
+
+impl LoopDev {
+    fn attach(image: &Path) -> LoopDev {
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(image)
+            .output()
+            .expect("losetup (util-linux)");
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        LoopDev {
+            dev: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        }
+    }
+}
+
+impl Drop for LoopDev {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+    }
+}
+
+fn sh(cmd: &str) -> (bool, String) {
+    let out = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Every boot duty of `[system]` at once, on a real (loop) block device: a blank data
+/// partition gets its filesystem and is mounted for the services; the clock is saved there
+/// periodically and at shutdown; the watchdog (a FIFO here, so the test can read the pets) is
+/// petted from the loop and magic-closed at the end; modules that cannot load are reported and
+/// stop nothing. After the shutdown the filesystem is unmounted and fsck-clean.
+#[test]
+fn boot_duties_data_clock_watchdog_and_modules() {
+    let dir = scratch("boot");
+    let image = dir.join("data.img");
+    fs::File::create(&image).unwrap().set_len(32 << 20).unwrap();
+    let lo = LoopDev::attach(&image);
+    let fifo = dir.join("watchdog");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // The reader end first, so init's non-blocking open for writing succeeds.
+    let mut pets = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let release = nix::sys::utsname::uname()
+        .unwrap()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    let mods = dir.join("modules").join(&release);
+    fs::create_dir_all(mods.join("kernel")).unwrap();
+    fs::write(
+        mods.join("modules.dep"),
+        "kernel/fake.ko: kernel/fake_dep.ko\nkernel/fake_dep.ko:\n",
+    )
+    .unwrap();
+    fs::write(mods.join("kernel/fake.ko"), b"not an ELF").unwrap();
+    fs::write(mods.join("kernel/fake_dep.ko"), b"not an ELF").unwrap();
+    let writer = script(
+        &dir,
+        "writer.sh",
+        "echo hello > DIR/data/hello.txt && echo wrote > DIR/wrote\nexec sleep 1000",
+    );
+    let services = format!(
+        r#"
+[system]
+modules = ["fake", "missing_module"]
+modules_dir = "{d}/modules"
+[system.data]
+device = "{dev}"
+mountpoint = "{d}/data"
+mkfs_if_blank = true
+[system.clock]
+file = "{d}/data/ewindow/clock"
+save_every_s = 1
+[system.watchdog]
+device = "{d}/watchdog"
+timeout_s = 3
+
+[[service]]
+name = "writer"
+exec = ["{writer}"]
+"#,
+        d = dir.display(),
+        dev = lo.dev
+    );
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut init = Init::start(dir.clone(), &services);
+    init.wait_service("writer", 20, |s| s["state"] == "running");
+    assert_eq!(wait_file(&dir.join("wrote"), 10), "wrote", "{}", init.log());
+    std::thread::sleep(Duration::from_millis(2500));
+    let sys = init.status()["system"].clone();
+    let data = &sys["data"];
+    assert_eq!(data["state"], "mounted", "{sys}");
+    assert_eq!(data["created"], true, "{sys}");
+    let modules = sys["modules"].as_array().unwrap();
+    let names: Vec<&str> = modules
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["fake_dep", "fake", "missing_module"], "{sys}");
+    assert!(modules.iter().all(|m| m["state"] == "failed"), "{sys}");
+    assert!(
+        modules[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("dependency fake_dep failed"),
+        "{sys}"
+    );
+    assert!(
+        modules[2]["error"].as_str().unwrap().contains("not found"),
+        "{sys}"
+    );
+    let saved = sys["clock"]["saved_unix"].as_u64().expect("clock saved");
+    assert!(saved >= before, "{sys}");
+    assert_eq!(sys["watchdog"]["state"], "armed", "{sys}");
+    assert!(sys["watchdog"]["pets"].as_u64().unwrap() >= 2, "{sys}");
+
+    kill(init.host_pid(), Signal::SIGTERM).unwrap();
+    init.wait_exit(15);
+    let mut bytes = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut pets, &mut bytes);
+    assert!(bytes.len() >= 3, "pets: {bytes:?}");
+    assert_eq!(bytes.last(), Some(&b'V'), "no magic close: {bytes:?}");
+    assert!(bytes[..bytes.len() - 1].iter().all(|&b| b == 0));
+
+    // Unmounted cleanly: a forced fsck finds nothing, and the data is there.
+    let (clean, out) = sh(&format!("e2fsck -fn {}", lo.dev));
+    assert!(clean, "fsck after shutdown: {out}");
+    let (ok, out) = sh(&format!(
+        "unshare --mount sh -c 'mkdir -p {d}/check && mount -o ro {dev} {d}/check && cat {d}/check/hello.txt {d}/check/ewindow/clock'",
+        d = dir.display(),
+        dev = lo.dev
+    ));
+    assert!(ok, "{out}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("hello"));
+    let clock: u64 = lines.next().unwrap().parse().unwrap();
+    assert!(clock >= saved, "clock saved at shutdown: {clock} < {saved}");
+    drop(init);
+}
+
+/// A data partition fsck cannot repair on its own is mounted read-only and reported; a blank
+/// one without `mkfs_if_blank` is left alone. Services start either way.
+#[test]
+fn a_broken_data_partition_is_mounted_read_only_and_init_goes_on() {
+    let dir = scratch("brokendata");
+    let image = dir.join("data.img");
+    // Two files sharing a block, on a filesystem marked not clean: e2fsck -p gives up (exit 4).
+    let (ok, out) = sh(&format!(
+        "set -e; truncate -s 16M {i}; mkfs.ext4 -q -F -O ^extent,^64bit {i}
+         debugfs -w -R 'write /etc/hostname a' {i}; debugfs -w -R 'write /etc/hostname b' {i}
+         A=$(debugfs -R 'bmap a 0' {i}); debugfs -w -R \"set_inode_field b block[0] $A\" {i}
+         debugfs -w -R 'ssv state 0' {i}",
+        i = image.display()
+    ));
+    assert!(ok, "{out}");
+    let lo = LoopDev::attach(&image);
+    let blank = dir.join("blank.img");
+    fs::File::create(&blank).unwrap().set_len(8 << 20).unwrap();
+    let lo_blank = LoopDev::attach(&blank);
+    let svc = script(&dir, "svc.sh", "echo up > DIR/up\nexec sleep 1000");
+    for (dev, mkfs, state, message) in [
+        (&lo.dev, true, "read-only", "errors left uncorrected"),
+        (&lo_blank.dev, false, "unavailable", "blank"),
+    ] {
+        let _ = fs::remove_file(dir.join("up"));
+        let services = format!(
+            "[system.data]\ndevice = \"{dev}\"\nmountpoint = \"{d}/data\"\nmkfs_if_blank = {mkfs}\n\
+             [[service]]\nname = \"svc\"\nexec = [\"{svc}\"]\n",
+            d = dir.display()
+        );
+        let mut init = Init::start(dir.clone(), &services);
+        assert_eq!(wait_file(&dir.join("up"), 20), "up");
+        let data = init.status()["system"]["data"].clone();
+        assert_eq!(data["state"], state, "{data}");
+        assert!(
+            data["message"].as_str().unwrap_or("").contains(message),
+            "{data}"
+        );
+        kill(init.host_pid(), Signal::SIGTERM).unwrap();
+        init.wait_exit(15);
+        // Keep the scratch directory for the next round.
+        std::mem::forget(init);
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// `subscribe` streams every service's state first, then each change as it happens: a
+/// SIGKILLed service goes to backoff and comes back with a new pid; SIGTERM to init announces
+/// the shutdown.
+#[test]
+fn subscribers_hear_every_state_change() {
+    let dir = scratch("events");
+    let svc = script(&dir, "svc.sh", "exec sleep 1000");
+    let mut init = Init::start(
+        dir.clone(),
+        &format!("[[service]]\nname = \"svc\"\nexec = [\"{svc}\"]\n"),
+    );
+    let first = init.wait_service("svc", 8, |s| s["state"] == "running");
+    let mut s = UnixStream::connect(dir.join("init.sock")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    writeln!(s, "{}", json!({"cmd": "subscribe"})).unwrap();
+    let mut lines = BufReader::new(s.try_clone().unwrap()).lines();
+    let mut next = || -> Value {
+        let l = lines.next().expect("stream ended").expect("read");
+        serde_json::from_str(&l).unwrap()
+    };
+    assert_eq!(next(), json!({"ok": true}));
+    let e = next();
+    assert_eq!(
+        (&e["event"], &e["name"], &e["state"], &e["pid"]),
+        (
+            &json!("service"),
+            &json!("svc"),
+            &json!("running"),
+            &first["pid"]
+        )
+    );
+    kill(
+        init.host_pid_of(first["pid"].as_i64().unwrap()),
+        Signal::SIGKILL,
+    )
+    .unwrap();
+    let mut states = Vec::new();
+    loop {
+        let e = next();
+        states.push(e["state"].as_str().unwrap().to_owned());
+        if e["state"] == "running" {
+            assert_ne!(e["pid"], first["pid"]);
+            assert_eq!(e["restarts"], 1);
+            break;
+        }
+    }
+    assert_eq!(
+        states.first().map(String::as_str),
+        Some("backoff"),
+        "{states:?}"
+    );
+    kill(init.host_pid(), Signal::SIGTERM).unwrap();
+    let mut saw_shutdown = false;
+    while let Some(Ok(l)) = lines.next() {
+        let e: Value = serde_json::from_str(&l).unwrap();
+        if e["event"] == "shutdown" {
+            assert_eq!(e["kind"], "reboot");
+            saw_shutdown = true;
+        }
+    }
+    assert!(saw_shutdown, "{}", init.log());
+    init.wait_exit(10);
 }

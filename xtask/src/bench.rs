@@ -14,6 +14,9 @@ pub enum Bench {
     Phone,
     /// VP8 + Opus from the same clip for 30 s: CPU and RSS against baresip, and latency.
     Media,
+    /// ewindow-init: exec → first service started, RSS, idle wake-ups (with and without a
+    /// watchdog).
+    Init,
 }
 
 /// Runs one benchmark.
@@ -21,5 +24,6 @@ pub fn run(what: Bench) -> Result<()> {
     match what {
         Bench::Phone => crate::cargo(&["bench", "-p", "ewindow-phone", "--bench", "phone"]),
         Bench::Media => crate::cargo(&["bench", "-p", "ewindow-phone", "--bench", "media"]),
+        Bench::Init => crate::cargo(&["bench", "-p", "ewindow-init", "--bench", "init"]),
     }
 }

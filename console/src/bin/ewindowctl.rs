@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use ewindow_protocol::init::{ExitStatus, Reply, Request, Status};
+use ewindow_protocol::init::{Event, ExitStatus, Reply, Request, Status};
 
 #[derive(Parser)]
 #[command(name = "ewindowctl", version, about = "Maintain an Electronic Window")]
@@ -43,6 +43,12 @@ enum Cmd {
     Reboot,
     /// Orderly shutdown, then power off.
     Poweroff,
+    /// Follow service state changes as they happen (until init goes away or Ctrl-C).
+    Events {
+        /// One JSON object per line, as init sends them.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Why a command failed, with its exit status.
@@ -52,6 +58,14 @@ enum Failure {
 }
 
 fn ask(socket: &Path, request: &Request) -> Result<Reply, Failure> {
+    ask_and_keep(socket, request).map(|(reply, _)| reply)
+}
+
+/// Sends one request, returns the reply and the connection (for `subscribe`).
+fn ask_and_keep(
+    socket: &Path,
+    request: &Request,
+) -> Result<(Reply, BufReader<UnixStream>), Failure> {
     let reach = |e: std::io::Error| {
         Failure::Unreachable(anyhow::Error::new(e).context(format!(
             "cannot reach ewindow-init at {} (is it running? is this the right --control?)",
@@ -66,14 +80,13 @@ fn ask(socket: &Path, request: &Request) -> Result<Reply, Failure> {
     line.push('\n');
     stream.write_all(line.as_bytes()).map_err(reach)?;
     let mut answer = String::new();
-    BufReader::new(&stream)
-        .read_line(&mut answer)
-        .map_err(reach)?;
+    let mut reader = BufReader::new(stream);
+    reader.read_line(&mut answer).map_err(reach)?;
     let reply: Reply = serde_json::from_str(answer.trim())
         .with_context(|| format!("ewindow-init answered something unexpected: {answer:?}"))
         .map_err(Failure::Unreachable)?;
     if reply.ok {
-        Ok(reply)
+        Ok((reply, reader))
     } else {
         Err(Failure::Refused(
             reply.error.unwrap_or_else(|| "refused".into()),
@@ -112,6 +125,64 @@ fn render(status: &Status) -> String {
     if let Some(err) = &status.config.error {
         out.push_str(&format!("config error: {err}\n"));
     }
+    let sys = &status.system;
+    if !sys.modules.is_empty() {
+        let failed: Vec<String> = sys
+            .modules
+            .iter()
+            .filter(|m| m.state == "failed")
+            .map(|m| format!("{} ({})", m.name, m.error.as_deref().unwrap_or("failed")))
+            .collect();
+        out.push_str(&format!(
+            "modules: {} ok{}\n",
+            sys.modules.len() - failed.len(),
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!(", failed: {}", failed.join(", "))
+            }
+        ));
+    }
+    if let Some(d) = &sys.data {
+        out.push_str(&format!(
+            "data: {} on {} {}{}{}\n",
+            d.device,
+            d.mountpoint,
+            d.state,
+            if d.created { " (created)" } else { "" },
+            d.message
+                .as_ref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(c) = &sys.clock {
+        out.push_str(&format!(
+            "clock: {}{}{}\n",
+            c.saved_unix
+                .map_or("not saved yet".into(), |t| format!("saved at {t}")),
+            c.restored_unix
+                .map(|t| format!(", restored to {t} at boot"))
+                .unwrap_or_default(),
+            c.error
+                .as_ref()
+                .map(|e| format!(", error: {e}"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(w) = &sys.watchdog {
+        out.push_str(&format!(
+            "watchdog: {} {} {}s, {} pets{}\n",
+            w.device,
+            w.state,
+            w.timeout_s,
+            w.pets,
+            w.error
+                .as_ref()
+                .map(|e| format!(", {e}"))
+                .unwrap_or_default()
+        ));
+    }
     out.push_str(&format!(
         "{:<16} {:<9} {:>7} {:>8} {:>8}  {}\n",
         "SERVICE", "STATE", "PID", "RESTARTS", "UP", "LAST EXIT"
@@ -130,8 +201,68 @@ fn render(status: &Status) -> String {
     out
 }
 
+/// One event as a line for people.
+fn event_text(e: &Event) -> String {
+    match e {
+        Event::Service {
+            name,
+            state,
+            pid,
+            restarts,
+        } => format!(
+            "{name:<16} {state:<9} {:>7} {restarts:>3} restarts",
+            pid.map_or("-".into(), |p| p.to_string())
+        ),
+        Event::Shutdown { kind } => format!("shutdown: {kind}"),
+    }
+}
+
+/// `events`: subscribe and print until the connection ends.
+fn follow(socket: &Path, json: bool) -> ExitCode {
+    let mut reader = match ask_and_keep(socket, &Request::Subscribe) {
+        Ok((_, r)) => r,
+        Err(Failure::Refused(why)) => {
+            eprintln!("ewindowctl: {why}");
+            return ExitCode::from(1);
+        }
+        Err(Failure::Unreachable(e)) => {
+            eprintln!("ewindowctl: {e:#}");
+            return ExitCode::from(3);
+        }
+    };
+    let _ = reader.get_ref().set_read_timeout(None);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => return ExitCode::SUCCESS,
+            Ok(_) => {
+                let text = if json {
+                    line.trim_end().to_owned()
+                } else {
+                    match serde_json::from_str::<Event>(line.trim()) {
+                        Ok(e) => event_text(&e),
+                        Err(_) => format!("? {}", line.trim()),
+                    }
+                };
+                let mut out = std::io::stdout().lock();
+                if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            Err(e) => {
+                eprintln!("ewindowctl: connection to ewindow-init lost: {e}");
+                return ExitCode::from(3);
+            }
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Cmd::Events { json } = cli.cmd {
+        return follow(&cli.control, json);
+    }
     let request = match &cli.cmd {
         Cmd::Status { .. } => Request::Status,
         Cmd::Start { service } => Request::Start {
@@ -145,6 +276,7 @@ fn main() -> ExitCode {
         },
         Cmd::Reboot => Request::Reboot,
         Cmd::Poweroff => Request::Poweroff,
+        Cmd::Events { .. } => Request::Subscribe,
     };
     match ask(&cli.control, &request) {
         Ok(reply) => {
@@ -204,6 +336,22 @@ mod tests {
                 uptime_s: None,
                 next_start_s: Some(4.0),
             }],
+            system: ewindow_protocol::init::SystemStatus {
+                modules: vec![ewindow_protocol::init::ModuleStatus {
+                    name: "wireguard".into(),
+                    state: "failed".into(),
+                    error: Some("not found".into()),
+                }],
+                data: Some(ewindow_protocol::init::DataStatus {
+                    device: "/dev/vda3".into(),
+                    mountpoint: "/data".into(),
+                    state: "read-only".into(),
+                    created: false,
+                    message: Some("fsck exit 4".into()),
+                }),
+                clock: None,
+                watchdog: None,
+            },
         };
         let text = render(&status);
         assert!(
@@ -211,6 +359,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("config error: services.toml:4"), "{text}");
+        assert!(
+            text.contains("modules: 0 ok, failed: wireguard (not found)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("data: /dev/vda3 on /data read-only: fsck exit 4"),
+            "{text}"
+        );
         let row = text.lines().find(|l| l.starts_with("phone")).unwrap();
         assert!(
             row.contains("backoff") && row.contains("SIGKILL") && row.contains(" 3 "),

@@ -1,0 +1,244 @@
+//! The data partition (`[system.data]`): wait for the device, make its filesystem when the
+//! partition is blank (first boot), fsck it, mount it at `/data`; at shutdown, unmount it.
+//!
+//! The only writable, persistent state of a window lives here. If fsck cannot repair it the
+//! window keeps running with the partition mounted read-only, and says so in `status`; if it
+//! cannot be mounted at all, the window runs without it. Init never stops over its data.
+//!
+//! These steps run before the first service starts, so the children they wait for (mkfs,
+//! fsck) are the only children init has: waiting for them by pid cannot steal a service's
+//! exit status from the main loop's `waitpid(-1)`.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ewindow_protocol::init::DataStatus;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use tracing::{error, info, warn};
+
+use crate::config::DataDisk;
+
+/// What fsck's exit status means for the mount (fsck(8): 1 = errors corrected, 2 = corrected,
+/// reboot advised, 4 = errors left uncorrected, 8 = operational error, …; bits combine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsckVerdict {
+    /// Clean.
+    Clean,
+    /// Repaired; mount read-write.
+    Repaired,
+    /// Errors left, or fsck could not run: mount read-only.
+    Broken,
+}
+
+/// Reads fsck's exit status.
+pub fn fsck_verdict(code: i32) -> FsckVerdict {
+    match code {
+        0 => FsckVerdict::Clean,
+        c if (1..4).contains(&c) => FsckVerdict::Repaired,
+        _ => FsckVerdict::Broken,
+    }
+}
+
+/// A partition is blank when its first bytes are all zero: a fresh image leaves the data
+/// partition empty; anything else (another filesystem, garbage) is never formatted.
+pub fn is_blank(head: &[u8]) -> bool {
+    !head.is_empty() && head.iter().all(|&b| b == 0)
+}
+
+const FLAGS: MsFlags = MsFlags::MS_NOSUID
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC)
+    .union(MsFlags::MS_NOATIME);
+
+/// Does the whole sequence and reports the outcome.
+pub fn bring_up(d: &DataDisk) -> DataStatus {
+    let mut st = DataStatus {
+        device: d.device.display().to_string(),
+        mountpoint: d.mountpoint.display().to_string(),
+        state: "unavailable".into(),
+        created: false,
+        message: None,
+    };
+    let fail = |mut st: DataStatus, m: String| {
+        error!(device = %st.device, "data partition: {m}");
+        st.message = Some(m);
+        st
+    };
+    if let Err(m) = wait_for(&d.device, d.wait) {
+        return fail(st, m);
+    }
+    let head = match read_head(&d.device) {
+        Ok(h) => h,
+        Err(e) => return fail(st, format!("cannot read {}: {e}", d.device.display())),
+    };
+    if is_blank(&head) {
+        if !d.mkfs_if_blank {
+            return fail(
+                st,
+                "the partition is blank (no filesystem) and mkfs_if_blank is off".into(),
+            );
+        }
+        info!(device = %st.device, "blank data partition: making an {} filesystem", d.fstype);
+        match run(
+            &format!("mkfs.{}", d.fstype),
+            &["-q", "-F", "-L", "ewindow-data"],
+            &d.device,
+        ) {
+            Ok(0) => st.created = true,
+            Ok(c) => return fail(st, format!("mkfs.{} exited with {c}", d.fstype)),
+            Err(e) => return fail(st, format!("mkfs.{}: {e}", d.fstype)),
+        }
+    }
+    let mut flags = FLAGS;
+    match run("e2fsck", &["-p"], &d.device) {
+        Ok(code) => match fsck_verdict(code) {
+            FsckVerdict::Clean => {}
+            FsckVerdict::Repaired => {
+                warn!(device = %st.device, code, "fsck repaired the data partition");
+                st.message = Some(format!("fsck repaired errors (exit {code})"));
+            }
+            FsckVerdict::Broken => {
+                flags |= MsFlags::MS_RDONLY;
+                st.message = Some(format!(
+                    "fsck exit {code}: errors left uncorrected; mounted read-only"
+                ));
+            }
+        },
+        Err(e) => {
+            flags |= MsFlags::MS_RDONLY;
+            st.message = Some(format!("fsck could not run ({e}); mounted read-only"));
+        }
+    }
+    if let Err(e) = std::fs::create_dir_all(&d.mountpoint) {
+        warn!("creating {}: {e}", d.mountpoint.display());
+    }
+    let fstype = d.fstype.as_str();
+    match mount(
+        Some(&d.device),
+        &d.mountpoint,
+        Some(fstype),
+        flags,
+        None::<&str>,
+    ) {
+        Ok(()) => {}
+        Err(e) if !flags.contains(MsFlags::MS_RDONLY) => {
+            // A read-write mount refused (journal trouble, a write-protected card): try
+            // read-only so the window still has its configuration.
+            flags |= MsFlags::MS_RDONLY;
+            st.message = Some(format!(
+                "read-write mount failed ({}); mounted read-only",
+                e.desc()
+            ));
+            if let Err(e2) = mount(
+                Some(&d.device),
+                &d.mountpoint,
+                Some(fstype),
+                flags,
+                None::<&str>,
+            ) {
+                return fail(st, format!("mount: {}", e2.desc()));
+            }
+        }
+        Err(e) => return fail(st, format!("mount: {}", e.desc())),
+    }
+    st.state = if flags.contains(MsFlags::MS_RDONLY) {
+        "read-only"
+    } else {
+        "mounted"
+    }
+    .into();
+    match &st.message {
+        Some(m) if st.state == "read-only" => error!(device = %st.device, "data partition: {m}"),
+        _ => {
+            info!(device = %st.device, mountpoint = %st.mountpoint, created = st.created, "data partition mounted")
+        }
+    }
+    st
+}
+
+/// Unmounts the data partition at shutdown (read-only remount when something holds it).
+pub fn take_down(mountpoint: &Path) {
+    match umount2(mountpoint, MntFlags::empty()) {
+        Ok(()) => info!(mountpoint = %mountpoint.display(), "data partition unmounted"),
+        Err(e) => {
+            warn!(mountpoint = %mountpoint.display(), "unmount: {}; remounting read-only", e.desc());
+            let flags = FLAGS | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+            if let Err(e) = mount(None::<&str>, mountpoint, None::<&str>, flags, None::<&str>) {
+                error!(mountpoint = %mountpoint.display(), "remount read-only: {}", e.desc());
+            }
+        }
+    }
+}
+
+/// Waits (bounded) for a device node that may appear late (USB, SD card readers).
+fn wait_for(device: &Path, limit: Duration) -> Result<(), String> {
+    let start = Instant::now();
+    while !device.exists() {
+        if start.elapsed() >= limit {
+            return Err(format!(
+                "{} did not appear within {} s",
+                device.display(),
+                limit.as_secs_f64()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+fn read_head(device: &Path) -> std::io::Result<Vec<u8>> {
+    let mut f = std::fs::File::open(device)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Runs a tool on the device and returns its exit status (signals count as 8, "operational
+/// error"). Found in `PATH`, then in /sbin and /usr/sbin.
+fn run(program: &str, args: &[&str], device: &Path) -> std::io::Result<i32> {
+    let status = Command::new(program)
+        .args(args)
+        .arg(device)
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .stdin(std::process::Stdio::null())
+        .status()?;
+    Ok(status.code().unwrap_or(8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fsck_codes() {
+        assert_eq!(fsck_verdict(0), FsckVerdict::Clean);
+        assert_eq!(fsck_verdict(1), FsckVerdict::Repaired);
+        assert_eq!(fsck_verdict(2), FsckVerdict::Repaired);
+        assert_eq!(fsck_verdict(3), FsckVerdict::Repaired);
+        for c in [4, 5, 8, 12, 16, 32, 128, -1] {
+            assert_eq!(fsck_verdict(c), FsckVerdict::Broken, "{c}");
+        }
+    }
+
+    #[test]
+    fn only_all_zero_heads_are_blank() {
+        assert!(is_blank(&[0; 4096]));
+        assert!(!is_blank(&[]));
+        let mut ext4 = vec![0u8; 4096];
+        ext4[1080] = 0x53;
+        ext4[1081] = 0xef;
+        assert!(!is_blank(&ext4));
+    }
+}
