@@ -2,16 +2,20 @@
 //! the call, and its statistics. `listen` and `call` are the two entry points of the CLI.
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use ewindow_protocol::{CallStats, EndReason, StreamDirection};
 use tokio::sync::mpsc;
 
+use crate::control;
 use crate::media::{
     AudioStreamConfig, MediaSession, RtpParams, RtpSockets, SrtpParams, VideoSource,
     VideoStreamConfig,
 };
+use crate::members::{Members, SIP_PORT};
 use crate::sdp::{
     self, CryptoSuite, Direction, LocalAudio, LocalKeys, LocalSession, LocalVideo, Negotiated,
     SdpError, Srtp,
@@ -188,9 +192,59 @@ fn failed(reason: EndReason, sip_status: Option<u16>, line: String) -> Outcome {
     }
 }
 
+/// The members of `--window`, our SIP address and the access policy. Without `--window`
+/// everyone may call (development, tests against other phones).
+fn window_setup(
+    bind: Option<SocketAddr>,
+    args: &mut CommonArgs,
+) -> Result<(SocketAddr, Option<Arc<Members>>, sip::AccessPolicy)> {
+    let members = args.window.as_deref().map(Members::load).transpose()?;
+    let bind = match (bind, &members) {
+        (Some(b), _) => b,
+        (None, Some(m)) => m.own_sip_addr()?,
+        (None, None) => bail!("give --sip ADDR:PORT or --window FILE"),
+    };
+    let policy = match &members {
+        Some(m) => {
+            args.name = m.own_name();
+            crate::netdev::pin_all_to(crate::netdev::interface_of(bind.ip())?);
+            m.policy()
+        }
+        None => sip::allow_all(),
+    };
+    Ok((bind, members, policy))
+}
+
+/// SIGHUP reads `window.toml` again; a broken file keeps the members in use.
+fn reload_on_sighup(members: Arc<Members>) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            if let Err(e) = members.reload() {
+                tracing::error!("reloading the members (keeping the old ones): {e:#}");
+            }
+        }
+    });
+    Ok(())
+}
+
 /// `ewindow-phone listen`.
-pub async fn listen(bind: SocketAddr, auto_answer: bool, args: CommonArgs) -> Result<String> {
-    let (agent, mut invites) = SipAgent::start(bind, &args.name, sip::allow_all()).await?;
+pub async fn listen(
+    bind: Option<SocketAddr>,
+    auto_answer: bool,
+    control: Option<&Path>,
+    mut args: CommonArgs,
+) -> Result<String> {
+    let (bind, members, policy) = window_setup(bind, &mut args)?;
+    let (agent, mut invites) = SipAgent::start(bind, &args.name, policy).await?;
+    if let Some(m) = &members {
+        reload_on_sighup(m.clone())?;
+        tokio::spawn(m.clone().presence_loop(agent.pinger()?));
+    }
+    if let Some(path) = control {
+        control::serve(path, members.clone())?;
+    }
     println!(
         "listening on sip:{}@{} (udp and tcp){}",
         args.name,
@@ -308,14 +362,27 @@ async fn answer(
     .await
 }
 
-/// `ewindow-phone call`.
+/// `ewindow-phone call`. With `--window`, `uri` may be a member's name.
 pub async fn call(
     uri: &str,
-    bind: SocketAddr,
+    bind: Option<SocketAddr>,
     ring_timeout: Duration,
-    args: CommonArgs,
+    mut args: CommonArgs,
 ) -> Result<String> {
-    let (agent, mut invites) = SipAgent::start(bind, &args.name, sip::allow_all()).await?;
+    let (bind, members, policy) = window_setup(bind, &mut args)?;
+    // A caller on the overlay uses an ephemeral port: the window's own 5060 belongs to listen.
+    let bind = match (&members, bind.port()) {
+        (Some(_), SIP_PORT) => SocketAddr::new(bind.ip(), 0),
+        _ => bind,
+    };
+    let uri = match &members {
+        Some(m) if !uri.contains(':') => m
+            .uri_of(uri)
+            .ok_or_else(|| anyhow!("`{uri}` is not a member of {}", m.own_name()))?,
+        _ => uri.to_owned(),
+    };
+    let uri = uri.as_str();
+    let (agent, mut invites) = SipAgent::start(bind, &args.name, policy).await?;
     let mut shutdown = Shutdown::new()?;
     let outcome = place(
         &agent,

@@ -5,7 +5,10 @@
 //! asked. See `docs/architecture.md` for how the modules fit.
 
 mod call;
+mod control;
 mod media;
+mod members;
+mod netdev;
 mod sdp;
 mod sip;
 
@@ -36,23 +39,28 @@ struct Cli {
 enum Cmd {
     /// Wait for calls on ADDR:PORT.
     Listen {
-        /// Local SIP address to listen on.
+        /// Local SIP address to listen on (default with --window: the overlay address, 5060).
         #[arg(long, value_name = "ADDR:PORT")]
-        sip: SocketAddr,
+        sip: Option<SocketAddr>,
         /// Answer incoming calls at once (otherwise they ring until cancelled).
         #[arg(long)]
         auto_answer: bool,
+        /// Serve the control socket (members, reload) at PATH.
+        #[arg(long, value_name = "PATH")]
+        control: Option<PathBuf>,
         #[command(flatten)]
         common: CommonArgs,
     },
     /// Call SIP-URI.
     Call {
-        /// Whom to call, e.g. sip:window@10.0.0.2:5060;transport=tcp.
+        /// Whom to call, e.g. sip:window@10.0.0.2:5060;transport=tcp, or with --window a
+        /// member's name.
         #[arg(value_name = "SIP-URI")]
         uri: String,
-        /// Local SIP address (default: an ephemeral port on 127.0.0.1).
-        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:0")]
-        sip: SocketAddr,
+        /// Local SIP address (default: an ephemeral port on 127.0.0.1, or with --window on the
+        /// overlay address).
+        #[arg(long, value_name = "ADDR:PORT")]
+        sip: Option<SocketAddr>,
         /// Give up (CANCEL) when the call is not answered within SECS.
         #[arg(long, value_name = "SECS", default_value_t = 30.0)]
         ring_timeout: f64,
@@ -67,9 +75,13 @@ pub struct CommonArgs {
     /// SIP transport.
     #[arg(long, default_value = "udp")]
     pub transport: Transport,
-    /// Our SIP user name (the window's name).
+    /// Our SIP user name (the window's name; with --window, the window file's).
     #[arg(long, default_value = "ewindow")]
     pub name: String,
+    /// The window file (window.toml): SIP on this window's overlay address, calls and OPTIONS
+    /// from members only (403 for everyone else), presence pings to members; SIGHUP reloads it.
+    #[arg(long, value_name = "FILE")]
+    pub window: Option<PathBuf>,
     /// Audio source: test (a tone), default, or a PulseAudio/ALSA device name.
     #[arg(long, default_value = "test")]
     pub audio_source: AudioSource,
@@ -213,14 +225,19 @@ fn main() -> ExitCode {
             Cmd::Listen {
                 sip,
                 auto_answer,
+                control,
                 common,
-            } => call::listen(sip, auto_answer, common).await,
+            } => call::listen(sip, auto_answer, control.as_deref(), common).await,
             Cmd::Call {
                 uri,
                 sip,
                 ring_timeout,
                 common,
-            } => call::call(&uri, sip, Duration::from_secs_f64(ring_timeout), common).await,
+            } => {
+                let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+                let sip = sip.or(common.window.is_none().then_some(loopback));
+                call::call(&uri, sip, Duration::from_secs_f64(ring_timeout), common).await
+            }
         }
     });
     // Leave without waiting for lingering transport tasks.

@@ -161,9 +161,14 @@ impl SipAgent {
             .with_context(|| format!("SIP TCP port {bind} is taken"))?;
         let token = CancellationToken::new();
         let layer = TransportLayer::new(token.child_token());
-        let udp = UdpConnection::create_connection(bind, None, Some(token.child_token()))
+        let socket =
+            std::net::UdpSocket::bind(bind).with_context(|| format!("binding SIP UDP {bind}"))?;
+        crate::netdev::pin(&socket)?;
+        socket.set_nonblocking(true)?;
+        let socket = tokio::net::UdpSocket::from_std(socket)?;
+        let udp = UdpConnection::from_socket(Arc::new(socket), None, Some(token.child_token()))
             .await
-            .with_context(|| format!("binding SIP UDP {bind}"))?;
+            .with_context(|| format!("SIP UDP {bind}"))?;
         layer.add_transport(udp.into());
         let tcp = TcpListenerConnection::new(bind, None)
             .await
@@ -313,6 +318,78 @@ impl SipAgent {
         })
     }
 
+    /// A handle that sends OPTIONS from this agent, for presence; it outlives nothing: once the
+    /// agent shuts down its pings fail.
+    pub fn pinger(&self) -> Result<Pinger> {
+        Ok(Pinger {
+            inner: self.endpoint.inner.clone(),
+            contact: self.contact(Transport::Udp)?,
+        })
+    }
+}
+
+/// Sends OPTIONS (see [`SipAgent::pinger`]).
+#[derive(Clone)]
+pub struct Pinger {
+    inner: rsipstack::transaction::endpoint::EndpointInnerRef,
+    contact: rsipstack::sip::Uri,
+}
+
+impl Pinger {
+    /// Sends OPTIONS to `target` (a SIP URI) over UDP and waits up to `timeout` for a final
+    /// response. Returns the round-trip time of a 2xx; any other answer or none is an error.
+    pub async fn ping(&self, target: &str, timeout: Duration) -> Result<Duration> {
+        use rsipstack::sip::typed;
+        use rsipstack::transaction::key::{TransactionKey, TransactionRole};
+        let uri: rsipstack::sip::Uri = target
+            .try_into()
+            .map_err(|e| anyhow!("bad SIP URI `{target}`: {e}"))?;
+        let inner = &self.inner;
+        let via = inner
+            .get_via(None, None)
+            .map_err(|e| anyhow!("no SIP address to send from: {e}"))?;
+        let from = typed::From {
+            display_name: None,
+            uri: self.contact.clone(),
+            params: vec![rsipstack::sip::Param::Tag(
+                rsipstack::transaction::make_tag(),
+            )],
+        };
+        let to = typed::To {
+            display_name: None,
+            uri: uri.clone(),
+            params: vec![],
+        };
+        let req = inner.make_request(Method::Options, uri, via, from, to, 1, None);
+        let key = TransactionKey::from_request(&req, TransactionRole::Client)
+            .map_err(|e| anyhow!("OPTIONS: {e}"))?;
+        let mut tx = Transaction::new_client(key, req, inner.clone(), None);
+        let started = Instant::now();
+        tx.send()
+            .await
+            .map_err(|e| anyhow!("sending OPTIONS to {target}: {e}"))?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, tx.receive()).await {
+                Err(_) => bail!("no answer from {target} within {timeout:?}"),
+                Ok(None) => bail!("no answer from {target}"),
+                Ok(Some(SipMessage::Response(r))) => {
+                    let code = u16::from(r.status_code.clone());
+                    if code < 200 {
+                        continue;
+                    }
+                    if (200..300).contains(&code) {
+                        return Ok(started.elapsed());
+                    }
+                    bail!("{target} answered {code}");
+                }
+                Ok(Some(_)) => continue,
+            }
+        }
+    }
+}
+
+impl SipAgent {
     /// Stops listening. Calls still up are hung up first.
     pub async fn shutdown(self) {
         for id in self.layer.all_dialog_ids() {
@@ -483,11 +560,19 @@ fn requester(req: &rsipstack::sip::Request) -> Requester {
                 .unwrap_or(5060);
             for p in &via.params {
                 match p {
+                    // The transport layer writes the packet's real source here whenever
+                    // it differs from the Via host (IPv6 in brackets). If it cannot be
+                    // read, the source is unknown: never fall back to the claimed host.
                     rsipstack::sip::Param::Received(r) => {
-                        if let Ok(ip) = r.value().parse() {
-                            host = Some(ip);
-                        }
+                        host = r
+                            .value()
+                            .trim_start_matches('[')
+                            .trim_end_matches(']')
+                            .parse()
+                            .ok();
+                        host?;
                     }
+                    rsipstack::sip::Param::Rport(Some(n)) => port = *n,
                     rsipstack::sip::Param::Other(k, Some(v))
                         if k.value().eq_ignore_ascii_case("rport") =>
                     {

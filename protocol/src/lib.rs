@@ -1,10 +1,18 @@
 //! The vocabulary every ewindow process speaks.
 //!
-//! Types here cross process boundaries (files such as `--stats-json`, and the control sockets
-//! in `/run/ewindow/`: `init` for `ewindow-init`'s), so they are plain data with a stable serde
-//! form. No IO and no logic beyond small helpers live here.
+//! Types here cross process boundaries (files such as `--stats-json` and `window.toml`, and the
+//! control sockets in `/run/ewindow/`: `init` for `ewindow-init`'s), so they have a stable serde
+//! or text form. Pure: no IO beyond reading a file that is asked for (`window::load`), and the
+//! only logic is what every process must compute the same way — validating `window.toml`,
+//! overlay addresses, the bytes a roster signature covers.
 
 pub mod init;
+pub mod invite;
+pub mod keys;
+pub mod overlay;
+pub mod phone;
+pub mod signed;
 pub mod stats;
+pub mod window;
 
 pub use stats::{CallStats, EndReason, StreamDirection, StreamStats};

@@ -853,6 +853,23 @@ restart = "never"
     }
 
     #[test]
+    fn the_images_services_file_is_valid() {
+        let c = ok(include_str!("../../overlays/etc/ewindow/services.toml"));
+        let names: Vec<&str> = c.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["wireguard-go", "overlay", "phone", "console"]);
+        let order: Vec<&str> = c
+            .start_order()
+            .into_iter()
+            .map(|i| c.services[i].name.as_str())
+            .collect();
+        assert!(
+            order.iter().position(|n| *n == "overlay") < order.iter().position(|n| *n == "phone")
+        );
+        assert_eq!(c.system.modules, ["wireguard"]);
+        assert!(c.system.data.unwrap().mkfs_if_blank);
+    }
+
+    #[test]
     fn the_system_table_with_defaults_and_every_field() {
         let c = ok("");
         assert_eq!(c.system.modules_dir, Path::new("/lib/modules"));

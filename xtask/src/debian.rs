@@ -40,6 +40,14 @@ pub const ALL: &[&str] = &[
     // baresip's avcodec (H.264) and avformat (file source) modules
     "baresip-ffmpeg",
     "sip-tester",
+    // The overlay tests: windows in network namespaces with wireguard-go (the host kernel
+    // may have no WireGuard); iproute2 for `ip netns`; e2fsprogs and util-linux (losetup) for
+    // the supervisor's data-partition tests.
+    "wireguard-go",
+    "iproute2",
+    "e2fsprogs",
+    "util-linux",
+    "mount",
 ];
 
 fn installed(pkg: &str) -> bool {

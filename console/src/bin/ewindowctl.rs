@@ -21,6 +21,12 @@ struct Cli {
     /// `ewindow-init`'s control socket.
     #[arg(long, global = true, default_value = "/run/ewindow/init.sock")]
     control: PathBuf,
+    /// `ewindow-overlay`'s control socket.
+    #[arg(long, global = true, default_value = "/run/ewindow/overlay.sock")]
+    overlay_control: PathBuf,
+    /// `ewindow-phone`'s control socket.
+    #[arg(long, global = true, default_value = "/run/ewindow/phone.sock")]
+    phone_control: PathBuf,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -43,6 +49,29 @@ enum Cmd {
     Reboot,
     /// Orderly shutdown, then power off.
     Poweroff,
+    /// This window's public key and overlay address.
+    Identity {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a one-time invitation for a new window called NAME (valid one hour).
+    Invite {
+        /// The new member's name.
+        name: String,
+        /// Validity in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl_s: u64,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every member: reachability (SIP OPTIONS) and WireGuard handshake age.
+    Members {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Follow service state changes as they happen (until init goes away or Ctrl-C).
     Events {
         /// One JSON object per line, as init sends them.
@@ -258,8 +287,137 @@ fn follow(socket: &Path, json: bool) -> ExitCode {
     }
 }
 
+/// One request to another process's control socket (overlay, phone): any serde types.
+fn ask_json<Q: serde::Serialize, A: serde::de::DeserializeOwned>(
+    socket: &Path,
+    what: &str,
+    request: &Q,
+) -> Result<A, Failure> {
+    let reach = |e: std::io::Error| {
+        Failure::Unreachable(anyhow::Error::new(e).context(format!(
+            "cannot reach {what} at {} (is it running?)",
+            socket.display()
+        )))
+    };
+    let mut stream = UnixStream::connect(socket).map_err(reach)?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(reach)?;
+    let mut line = serde_json::to_string(request).map_err(|e| Failure::Unreachable(e.into()))?;
+    line.push('\n');
+    stream.write_all(line.as_bytes()).map_err(reach)?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .map_err(reach)?;
+    serde_json::from_str(answer.trim())
+        .with_context(|| format!("{what} answered something unexpected: {answer:?}"))
+        .map_err(Failure::Unreachable)
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// `identity`, `invite`, `members`: the overlay (and the phone for presence).
+fn network(cli: &Cli) -> Result<(), Failure> {
+    use ewindow_protocol::overlay::{Reply as OReply, Request as ORequest};
+    use ewindow_protocol::phone::{Reply as PReply, Request as PRequest};
+    let overlay = |req: &ORequest| -> Result<OReply, Failure> {
+        let r: OReply = ask_json(&cli.overlay_control, "ewindow-overlay", req)?;
+        if r.ok {
+            Ok(r)
+        } else {
+            Err(Failure::Refused(
+                r.error.unwrap_or_else(|| "refused".into()),
+            ))
+        }
+    };
+    match &cli.cmd {
+        Cmd::Identity { json } => {
+            let r = overlay(&ORequest::Identity)?;
+            if *json {
+                print_json(&r);
+            } else {
+                println!("public key: {}", r.public_key.unwrap_or_default());
+                println!("overlay address: {}", r.address.unwrap_or_default());
+            }
+        }
+        Cmd::Invite { name, ttl_s, json } => {
+            let r = overlay(&ORequest::Invite {
+                name: name.clone(),
+                ttl_s: Some(*ttl_s),
+            })?;
+            if *json {
+                print_json(&r);
+            } else {
+                println!("{}", r.invitation.unwrap_or_default());
+                eprintln!(
+                    "one-time invitation for `{name}`, valid {} min: type it (or scan it) on the new window",
+                    ttl_s / 60
+                );
+            }
+        }
+        Cmd::Members { json } => {
+            let peers = overlay(&ORequest::Members)?.members.unwrap_or_default();
+            // Presence is the phone's; without it the WireGuard view still helps.
+            let presence: Vec<ewindow_protocol::phone::MemberPresence> = match ask_json::<_, PReply>(
+                &cli.phone_control,
+                "ewindow-phone",
+                &PRequest::Members,
+            ) {
+                Ok(r) if r.ok => r.members.unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            if *json {
+                print_json(&serde_json::json!({"wireguard": peers, "presence": presence}));
+            } else {
+                println!(
+                    "{:<20} {:<9} {:>8} {:>10}  ENDPOINT",
+                    "MEMBER", "SIP", "RTT", "HANDSHAKE"
+                );
+                for p in &peers {
+                    let pr = presence.iter().find(|m| m.name == p.name);
+                    println!(
+                        "{:<20} {:<9} {:>8} {:>10}  {}",
+                        p.name,
+                        match pr {
+                            Some(m) if m.reachable => "online",
+                            Some(_) => "offline",
+                            None => "?",
+                        },
+                        pr.and_then(|m| m.rtt_ms)
+                            .map_or("-".into(), |ms| format!("{ms:.1}ms")),
+                        p.last_handshake_age_s
+                            .map_or("never".into(), |s| format!("{s}s ago")),
+                        p.endpoint.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.cmd,
+        Cmd::Identity { .. } | Cmd::Invite { .. } | Cmd::Members { .. }
+    ) {
+        return match network(&cli) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(Failure::Refused(why)) => {
+                eprintln!("ewindowctl: {why}");
+                ExitCode::from(1)
+            }
+            Err(Failure::Unreachable(e)) => {
+                eprintln!("ewindowctl: {e:#}");
+                ExitCode::from(3)
+            }
+        };
+    }
     if let Cmd::Events { json } = cli.cmd {
         return follow(&cli.control, json);
     }
@@ -277,6 +435,9 @@ fn main() -> ExitCode {
         Cmd::Reboot => Request::Reboot,
         Cmd::Poweroff => Request::Poweroff,
         Cmd::Events { .. } => Request::Subscribe,
+        Cmd::Identity { .. } | Cmd::Invite { .. } | Cmd::Members { .. } => {
+            unreachable!("handled above")
+        }
     };
     match ask(&cli.control, &request) {
         Ok(reply) => {

@@ -59,6 +59,8 @@ impl RtpSockets {
             let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(ip, port + 1)) else {
                 continue;
             };
+            crate::netdev::pin(&rtp)?;
+            crate::netdev::pin(&rtcp)?;
             return Ok(RtpSockets { rtp, rtcp });
         }
         bail!("no free RTP port pair on {ip} in {range:?}")

@@ -1,0 +1,633 @@
+//! Windows in network namespaces on this machine, joined by veth pairs on a bridge (the
+//! underlay, 192.168.77.0/24 and 2001:db8:77::/64), each running wireguard-go, `ewindow-overlay`
+//! and `ewindow-phone` — the real programs, as a window runs them. Needs root (CI runs as
+//! root), `ip` (iproute2) and `wireguard-go`.
+//!
+//! Each test uses its own interface names (`ew<lab><window>`): wireguard-go's UAPI socket is a
+//! path in /var/run/wireguard, shared by every namespace of the machine.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const OVERLAY: &str = env!("CARGO_BIN_EXE_ewindow-overlay");
+
+/// A binary of another package of the workspace, built when missing.
+fn workspace_bin(name: &str, package: &str) -> PathBuf {
+    let dir = Path::new(OVERLAY).parent().unwrap();
+    let bin = dir.join(name);
+    if !bin.exists() {
+        let ok = Command::new(env!("CARGO"))
+            .args(["build", "-p", package, "--bin", name])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "building {name}");
+    }
+    bin
+}
+
+fn sh(cmd: &str) -> Output {
+    Command::new("sh").args(["-c", cmd]).output().unwrap()
+}
+
+fn must(cmd: &str) -> String {
+    let out = sh(cmd);
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+struct Window {
+    name: String,
+    ns: String,
+    dir: PathBuf,
+    n: u8,
+    iface: String,
+}
+
+impl Window {
+    fn v4(&self) -> String {
+        format!("192.168.77.{}", self.n)
+    }
+    fn window_file(&self) -> PathBuf {
+        self.dir.join("window.toml")
+    }
+    fn overlay_sock(&self) -> PathBuf {
+        self.dir.join("overlay.sock")
+    }
+    fn phone_sock(&self) -> PathBuf {
+        self.dir.join("phone.sock")
+    }
+    fn public_key(&self) -> String {
+        must(&format!(
+            "{OVERLAY} identity --identity {}",
+            self.dir.join("identity.key").display()
+        ))
+        .trim()
+        .to_owned()
+    }
+    /// The overlay address, from the overlay's control socket.
+    fn overlay_addr(&self) -> String {
+        ask(&self.overlay_sock(), json!({"cmd": "identity"}))["address"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+    fn exec(&self, cmd: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns, "sh", "-c", cmd]);
+        c
+    }
+}
+
+/// One lab: the bridge namespace, the windows, their processes; all removed on drop.
+struct Lab {
+    id: char,
+    bridge: String,
+    windows: Vec<Window>,
+    procs: Vec<(String, Child)>,
+    root: PathBuf,
+}
+
+fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests create network namespaces and run wireguard-go: run them as root, as CI does"
+    );
+}
+
+impl Lab {
+    fn new(id: char) -> Lab {
+        require_root();
+        let pid = std::process::id() % 100_000;
+        let root = std::env::temp_dir().join(format!("ewindow-lab{id}-{pid}"));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        let bridge = format!("ewl{id}{pid}br");
+        let _ = sh(&format!("ip netns del {bridge}"));
+        must(&format!(
+            "ip netns add {bridge} && ip -n {bridge} link set lo up && \
+             ip -n {bridge} link add br0 type bridge && ip -n {bridge} link set br0 up"
+        ));
+        Lab {
+            id,
+            bridge,
+            windows: Vec::new(),
+            procs: Vec::new(),
+            root,
+        }
+    }
+
+    /// A namespace on the underlay with its own address (no WireGuard, no processes yet).
+    fn host(&mut self, name: &str) -> usize {
+        let n = self.windows.len() as u8 + 1;
+        let pid = std::process::id() % 100_000;
+        let ns = format!("ewl{}{pid}{name}", self.id);
+        let dir = self.root.join(name);
+        fs::create_dir_all(&dir).unwrap();
+        let (va, vb) = (
+            format!("ewv{}{name}{}", self.id, pid % 1000),
+            format!("ewp{}{name}{}", self.id, pid % 1000),
+        );
+        let _ = sh(&format!("ip netns del {ns}"));
+        must(&format!(
+            "ip netns add {ns} && ip -n {ns} link set lo up && \
+             ip link add {va} type veth peer name {vb} && \
+             ip link set {va} netns {br} && ip -n {br} link set {va} master br0 up && \
+             ip link set {vb} netns {ns} && ip -n {ns} link set {vb} name eth0 && \
+             ip -n {ns} addr add 192.168.77.{n}/24 dev eth0 && \
+             ip -n {ns} addr add 2001:db8:77::{n}/64 dev eth0 nodad && \
+             ip -n {ns} link set eth0 up",
+            br = self.bridge
+        ));
+        self.windows.push(Window {
+            name: name.into(),
+            ns,
+            dir,
+            n,
+            iface: format!("ew{}{name}", self.id),
+        });
+        self.windows.len() - 1
+    }
+
+    fn spawn(&mut self, w: usize, what: &str, cmd: &str) {
+        let win = &self.windows[w];
+        let log = fs::File::create(win.dir.join(format!("{what}.log"))).unwrap();
+        let child = win
+            .exec(&format!("exec {cmd}"))
+            .env("EWINDOW_LOG", "info")
+            .env("WG_PROCESS_FOREGROUND", "1")
+            .env("LOG_LEVEL", "error")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.procs.push((format!("{}:{what}", win.name), child));
+    }
+
+    fn log(&self, w: usize, what: &str) -> String {
+        fs::read_to_string(self.windows[w].dir.join(format!("{what}.log"))).unwrap_or_default()
+    }
+
+    /// Writes every listed window's `window.toml` with the same roster (members in order).
+    fn roster(&self, members: &[usize], presence_s: u32) {
+        let mut roster = String::from("[roster]\nversion = 1\n");
+        for &m in members {
+            let w = &self.windows[m];
+            roster.push_str(&format!(
+                "\n[[member]]\nname = \"{}\"\npublic_key = \"{}\"\nendpoints = [\"{}:51820\"]\n",
+                w.name,
+                w.public_key(),
+                w.v4()
+            ));
+        }
+        for &m in members {
+            let w = &self.windows[m];
+            fs::write(
+                w.window_file(),
+                format!(
+                    "[window]\nname = \"{}\"\npresence_interval_s = {presence_s}\n\n{roster}",
+                    w.name
+                ),
+            )
+            .unwrap();
+        }
+    }
+
+    fn overlay_args(&self, w: usize) -> String {
+        let win = &self.windows[w];
+        format!(
+            "--interface {} --backend userspace --window {} --identity {} --invitations {} \
+             --control {} --phone-control {} --endpoint {}:51820",
+            win.iface,
+            win.window_file().display(),
+            win.dir.join("identity.key").display(),
+            win.dir.join("invitations.json").display(),
+            win.overlay_sock().display(),
+            win.phone_sock().display(),
+            win.v4()
+        )
+    }
+
+    fn start_wireguard(&mut self, w: usize) {
+        let iface = self.windows[w].iface.clone();
+        self.spawn(w, "wireguard-go", &format!("wireguard-go -f {iface}"));
+    }
+
+    /// wireguard-go, the overlay (waits until it answers) and the phone.
+    fn start_window(&mut self, w: usize) {
+        self.start_wireguard(w);
+        let args = self.overlay_args(w);
+        self.spawn(w, "overlay", &format!("{OVERLAY} up {args}"));
+        let sock = self.windows[w].overlay_sock();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(&sock).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "overlay of {} not up:\n{}\n{}",
+                self.windows[w].name,
+                self.log(w, "overlay"),
+                self.log(w, "wireguard-go")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.start_phone(w);
+    }
+
+    fn start_phone(&mut self, w: usize) {
+        let phone = workspace_bin("ewindow-phone", "ewindow-phone");
+        let win = &self.windows[w];
+        let cmd = format!(
+            "{} listen --window {} --auto-answer --control {} --video-codecs vp8 --video-size 320x240 --video-fps 15",
+            phone.display(),
+            win.window_file().display(),
+            win.phone_sock().display()
+        );
+        self.spawn(w, "phone", &cmd);
+        let sock = self.windows[w].phone_sock();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(&sock).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "phone of {} not up:\n{}",
+                self.windows[w].name,
+                self.log(w, "phone")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `ewindow-phone call` from window `from` to member `to`, for `secs`.
+    fn call(&self, from: usize, to: &str, secs: f64) -> (bool, String, Value) {
+        let phone = workspace_bin("ewindow-phone", "ewindow-phone");
+        let win = &self.windows[from];
+        let stats = win.dir.join(format!("call-{to}.json"));
+        let out = win
+            .exec(&format!(
+                "{} call {to} --window {} --duration {secs} --stats-json {} --video-codecs vp8 --video-size 320x240 --video-fps 15",
+                phone.display(),
+                win.window_file().display(),
+                stats.display()
+            ))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stats = fs::read_to_string(&stats)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        (out.status.success(), text, stats)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.procs {
+            let _ = c.kill();
+        }
+        for (_, c) in &mut self.procs {
+            let _ = c.wait();
+        }
+        // Processes started inside namespaces by `ip netns exec` are its children: gone too.
+        for w in &self.windows {
+            let _ = sh(&format!(
+                "ip netns pids {ns} | xargs -r kill -9; ip netns del {ns}",
+                ns = w.ns
+            ));
+            let _ = fs::remove_file(format!("/var/run/wireguard/{}.sock", w.iface));
+        }
+        let _ = sh(&format!("ip netns del {}", self.bridge));
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.root);
+        } else {
+            eprintln!("lab kept for inspection: {}", self.root.display());
+        }
+    }
+}
+
+fn ask(socket: &Path, req: Value) -> Value {
+    let mut s = UnixStream::connect(socket).unwrap_or_else(|e| panic!("{}: {e}", socket.display()));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    writeln!(s, "{req}").unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+}
+
+/// Sends a SIP OPTIONS over UDP from inside namespace `ns` (a thread that entered it) to
+/// `[addr]:5060` and returns the status line of the answer, or "no answer".
+fn udp_probe_from(ns: &str, addr: &str) -> String {
+    let ns = ns.to_owned();
+    let addr = addr.to_owned();
+    std::thread::spawn(move || {
+        let f = fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let s = std::net::UdpSocket::bind("[::]:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let msg = format!(
+            "OPTIONS sip:a@[{addr}]:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP [2001:db8:77::3]:5099;branch=z9hG4bKprobe1\r\n\
+             From: <sip:a@[2001:db8:77::3]>;tag=1\r\nTo: <sip:a@[{addr}]>\r\n\
+             Call-ID: probe1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        s.send_to(msg.as_bytes(), format!("[{addr}]:5060")).unwrap();
+        let mut buf = [0u8; 2000];
+        match s.recv(&mut buf) {
+            Ok(n) => String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned(),
+            Err(_) => "no answer".to_owned(),
+        }
+    })
+    .join()
+    .unwrap()
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> Option<String>) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f().is_none() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("{what}: {}", f().unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The statistics of one stream (`audio`/`video`, `send`/`recv`).
+fn stream<'a>(stats: &'a Value, media: &str, direction: &str) -> &'a Value {
+    stats["streams"]
+        .as_array()
+        .and_then(|s| {
+            s.iter()
+                .find(|x| x["media"] == media && x["direction"] == direction)
+        })
+        .unwrap_or(&Value::Null)
+}
+
+fn decoded(stats: &Value, media: &str) -> u64 {
+    stream(stats, media, "recv")["decoded"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Two members call each other with audio and video over the overlay (SRTP inside
+/// WireGuard); presence and handshakes show in the sockets; a namespace that is not a member
+/// cannot reach the SIP port over UDP, and whoever is not a member (or lies about its name)
+/// gets 403.
+#[test]
+fn two_windows_call_over_the_overlay_and_outsiders_are_refused() {
+    let mut lab = Lab::new('1');
+    let a = lab.host("a");
+    let b = lab.host("b");
+    let x = lab.host("x");
+    lab.roster(&[a, b], 1);
+    lab.start_window(a);
+    lab.start_window(b);
+
+    let (ok, out, stats) = lab.call(a, "b", 4.0);
+    assert!(ok, "call a → b failed: {out}\n{}", lab.log(b, "phone"));
+    assert!(decoded(&stats, "audio") > 100, "{stats}");
+    assert!(decoded(&stats, "video") > 20, "{stats}");
+    assert_eq!(stream(&stats, "audio", "recv")["srtp"], true, "{stats}");
+
+    // Presence over SIP and the WireGuard view.
+    let sock = lab.windows[a].phone_sock();
+    wait_for("b reachable from a", 10, || {
+        let r = ask(&sock, json!({"cmd": "members"}));
+        let m = &r["members"][0];
+        (m["name"] != "b" || m["reachable"] != true).then(|| r.to_string())
+    });
+    let peers = ask(&lab.windows[a].overlay_sock(), json!({"cmd": "members"}));
+    let pb = &peers["members"][0];
+    assert_eq!(pb["name"], "b", "{peers}");
+    assert!(pb["last_handshake_age_s"].as_u64().unwrap() < 60, "{peers}");
+
+    // The outsider routes the overlay prefix to a over the underlay (a accepts packets for
+    // any of its addresses on any interface): UDP finds no socket (bound to the overlay
+    // device), TCP meets the access policy.
+    let a_addr = lab.windows[a].overlay_addr();
+    let outsider = &lab.windows[x];
+    must(&format!(
+        "ip -n {} -6 route add fd77:696e:646f::/64 via 2001:db8:77::{}",
+        outsider.ns, lab.windows[a].n
+    ));
+    let said = udp_probe_from(&outsider.ns, &a_addr);
+    assert_eq!(said, "no answer", "outsider reached SIP over UDP");
+
+    let phone = workspace_bin("ewindow-phone", "ewindow-phone");
+    let tcp = outsider
+        .exec(&format!(
+            "{} call 'sip:a@[{a_addr}]:5060;transport=tcp' --transport tcp --sip '[2001:db8:77::3]:0' --name a --ring-timeout 5",
+            phone.display()
+        ))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&tcp.stdout);
+    assert!(!tcp.status.success() && said.contains("403"), "{said}");
+
+    // From a member's namespace, over the overlay, under another name: 403.
+    let b_addr = lab.windows[b].overlay_addr();
+    let liar = lab.windows[b]
+        .exec(&format!(
+            "{} call 'sip:a@[{a_addr}]:5060' --sip '[{b_addr}]:0' --name mallory --ring-timeout 5",
+            phone.display()
+        ))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&liar.stdout);
+    assert!(!liar.status.success() && said.contains("403"), "{said}");
+    assert!(
+        lab.log(a, "phone").contains("not a member"),
+        "{}",
+        lab.log(a, "phone")
+    );
+}
+
+/// A member invites a new window while a call runs between two others: the newcomer redeems
+/// the code, the roster (signed, versioned) spreads, every member can call the newcomer, and
+/// the running call loses nothing. A used or expired code is refused with a clear message.
+#[test]
+fn invitation_end_to_end_without_interrupting_a_call() {
+    let mut lab = Lab::new('2');
+    let a = lab.host("a");
+    let b = lab.host("b");
+    let c = lab.host("c");
+    let d = lab.host("d");
+    lab.roster(&[a, b], 2);
+    lab.start_window(a);
+    lab.start_window(b);
+
+    // A long call a → b runs through everything below.
+    let phone = workspace_bin("ewindow-phone", "ewindow-phone");
+    let long_stats = lab.windows[a].dir.join("long.json");
+    let long_call = lab.windows[a]
+        .exec(&format!(
+            "{} call b --window {} --duration 20 --stats-json {} --video-codecs none",
+            phone.display(),
+            lab.windows[a].window_file().display(),
+            long_stats.display()
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+
+    // The invitation, made with the maintenance tool.
+    let ctl = workspace_bin("ewindowctl", "ewindow-console");
+    let code = must(&format!(
+        "{} --overlay-control {} invite c",
+        ctl.display(),
+        lab.windows[a].overlay_sock().display()
+    ))
+    .trim()
+    .to_owned();
+    assert!(code.starts_with("EWIN1-"), "{code}");
+
+    lab.start_wireguard(c);
+    let redeem = |lab: &Lab, w: usize, code: &str| {
+        let args = lab.overlay_args(w);
+        lab.windows[w]
+            .exec(&format!("{OVERLAY} redeem {code} --timeout-s 20 {args}"))
+            .output()
+            .unwrap()
+    };
+    let out = redeem(&lab, c, &code);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "redeem: {said}\n{}",
+        lab.log(a, "overlay")
+    );
+    assert!(said.contains("joined as c; members: a, b, c"), "{said}");
+    lab.start_window_after_redeem(c);
+
+    // The roster spread: b has version 2, signed by a, with c.
+    let bfile = lab.windows[b].window_file();
+    wait_for("b takes the new roster", 15, || {
+        let t = fs::read_to_string(&bfile).unwrap();
+        (!(t.contains("version = 2")
+            && t.contains("name = \"c\"")
+            && t.contains("signed_by = \"a\"")))
+        .then_some(t)
+    });
+
+    // Every member can call the newcomer.
+    for from in [a, b] {
+        let (ok, out, stats) = lab.call(from, "c", 3.0);
+        assert!(
+            ok,
+            "{} → c failed: {out}\n{}",
+            lab.windows[from].name,
+            lab.log(c, "phone")
+        );
+        assert!(decoded(&stats, "audio") > 50, "{stats}");
+    }
+    // And the newcomer can call back.
+    let (ok, out, _) = lab.call(c, "a", 2.0);
+    assert!(ok, "c → a: {out}");
+
+    // The same code again, from another new window: refused by the inviter, with the reason.
+    lab.start_wireguard(d);
+    let out = redeem(&lab, d, &code);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("the inviter refused") && said.contains("already used"),
+        "{said}"
+    );
+
+    // An expired code.
+    let expired = must(&format!(
+        "{} --overlay-control {} invite e --ttl-s 1",
+        ctl.display(),
+        lab.windows[a].overlay_sock().display()
+    ));
+    std::thread::sleep(Duration::from_millis(2100));
+    let out = redeem(&lab, d, expired.trim());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("expired"), "{said}");
+    // A mistyped code.
+    // One character of the body changed (every single substitution is caught).
+    let mut chars: Vec<char> = code.chars().collect();
+    let at = chars.len() / 2;
+    let at = if chars[at] == '-' { at + 1 } else { at };
+    chars[at] = if chars[at] == 'Z' { 'Y' } else { 'Z' };
+    let typo: String = chars.into_iter().collect();
+    let out = redeem(&lab, d, &typo);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("typo"), "{said}");
+
+    // A roster edited on a member (c removed by hand) is signed there and spreads.
+    let afile = lab.windows[a].window_file();
+    let text = fs::read_to_string(&afile).unwrap();
+    let start = text
+        .find("[[member]]\nname = \"c\"")
+        .expect("c in a's roster");
+    let end = text[start + 1..]
+        .find("[[member]]")
+        .map_or(text.len(), |e| start + 1 + e);
+    fs::write(&afile, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let r = ask(&lab.windows[a].overlay_sock(), json!({"cmd": "reload"}));
+    assert_eq!(r["ok"], true, "{r}");
+    wait_for("b takes a's hand edit", 15, || {
+        let t = fs::read_to_string(&bfile).unwrap();
+        (!t.contains("version = 3") || t.contains("name = \"c\"")).then_some(t)
+    });
+
+    // The long call ran to its end, without a gap.
+    let out = long_call.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stats: Value = serde_json::from_str(&fs::read_to_string(&long_stats).unwrap()).unwrap();
+    assert_eq!(stats["end_reason"], "local-bye", "{stats}");
+    let sent = stream(&stats, "audio", "send")["packets"]
+        .as_u64()
+        .unwrap_or(0);
+    let got = stream(&stats, "audio", "recv")["packets"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(sent > 900 && got as f64 >= sent as f64 * 0.97, "{stats}");
+}
+
+impl Lab {
+    /// After `redeem`: the overlay (wireguard-go already runs) and the phone.
+    fn start_window_after_redeem(&mut self, w: usize) {
+        let args = self.overlay_args(w);
+        self.spawn(w, "overlay", &format!("{OVERLAY} up {args}"));
+        let sock = self.windows[w].overlay_sock();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(&sock).is_err() {
+            assert!(Instant::now() < deadline, "{}", self.log(w, "overlay"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.start_phone(w);
+    }
+}

@@ -1,0 +1,84 @@
+//! `ewindow-phone`'s control socket (`/run/ewindow/phone.sock`): one JSON object per line, a
+//! request in, a reply out. The serde form is the contract.
+//!
+//! ```text
+//! → {"cmd":"members"}
+//! ← {"ok":true,"members":[{"name":"bob","address":"fd77:…","reachable":true,"rtt_ms":1.2,…}]}
+//! → {"cmd":"reload"}
+//! ← {"ok":true}
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// A request to the phone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Request {
+    /// Every other member and whether it answers OPTIONS.
+    Members,
+    /// Read `window.toml` again (the roster changed).
+    Reload,
+}
+
+/// The reply to one request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// Whether the request was carried out.
+    pub ok: bool,
+    /// Why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The answer to `members`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<MemberPresence>>,
+}
+
+/// What the phone knows of one member.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemberPresence {
+    /// Member name.
+    pub name: String,
+    /// Its overlay address.
+    pub address: String,
+    /// Whether the last OPTIONS got a 2xx.
+    pub reachable: bool,
+    /// Round trip of the last OPTIONS, when it was answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    /// When it last answered (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_unix: Option<u64>,
+    /// Why the last OPTIONS failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_forms() {
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"cmd":"members"}"#).unwrap(),
+            Request::Members
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"explode"}"#).is_err());
+        let r = Reply {
+            ok: true,
+            members: Some(vec![MemberPresence {
+                name: "bob".into(),
+                address: "fd77::1".into(),
+                reachable: true,
+                rtt_ms: Some(1.5),
+                last_seen_unix: Some(7),
+                error: None,
+            }]),
+            ..Reply::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"ok":true,"members":[{"name":"bob","address":"fd77::1","reachable":true,"rtt_ms":1.5,"last_seen_unix":7}]}"#
+        );
+    }
+}
