@@ -715,3 +715,97 @@ after = ["overlay"]
     assert!(ok, "b → a: {out}\n{}", lab.log(a, "init"));
     assert!(decoded(&stats, "audio") > 50, "{stats}");
 }
+
+impl Lab {
+    /// wireguard-go, the overlay and the phone in window mode (audio only: three windows share
+    /// two cores).
+    fn start_window_mode(&mut self, w: usize) {
+        self.start_wireguard(w);
+        let args = self.overlay_args(w);
+        self.spawn(w, "overlay", &format!("{OVERLAY} up {args}"));
+        let phone = workspace_bin("ewindow-phone", "ewindow-phone");
+        let win = &self.windows[w];
+        let cmd = format!(
+            "{} window --window-file {} --control {} --video-codecs none",
+            phone.display(),
+            win.window_file().display(),
+            win.phone_sock().display()
+        );
+        self.spawn(w, "phone", &cmd);
+    }
+
+    fn state(&self, w: usize) -> (String, String) {
+        let sock = self.windows[w].phone_sock();
+        if UnixStream::connect(&sock).is_err() {
+            return ("no socket".into(), String::new());
+        }
+        let r = ask(&sock, json!({"cmd": "status"}));
+        let st = &r["status"]["state"];
+        (
+            st["kind"].as_str().unwrap_or("?").to_owned(),
+            st["peer"].as_str().unwrap_or("").to_owned(),
+        )
+    }
+
+    fn wait_state(&self, w: usize, kind: &str, peer: &str, secs: u64) {
+        wait_for(
+            &format!("{} {kind} {peer}", self.windows[w].name),
+            secs,
+            || {
+                let (k, p) = self.state(w);
+                (k != kind || p != peer).then(|| format!("{k} {p}\n{}", self.log(w, "phone")))
+            },
+        );
+    }
+
+    fn ctl(&self, w: usize, args: &str) {
+        let ctl = workspace_bin("ewindowctl", "ewindow-console");
+        must(&format!(
+            "{} --phone-control {} {args}",
+            ctl.display(),
+            self.windows[w].phone_sock().display()
+        ));
+    }
+}
+
+/// Three windows in window mode: the partners open to each other by themselves; `next` moves
+/// a window on to the next online member; a closed curtain ends the call and declines, and the
+/// others open to each other instead; opening the curtain brings the window back.
+#[test]
+fn windows_open_by_themselves_and_obey_next_and_the_curtain() {
+    let mut lab = Lab::new('4');
+    let a = lab.host("a");
+    let b = lab.host("b");
+    let c = lab.host("c");
+    lab.roster(&[a, b, c], 1);
+    for (w, partner) in [(a, "b"), (b, "a"), (c, "a")] {
+        let f = lab.windows[w].window_file();
+        let text = fs::read_to_string(&f).unwrap().replacen(
+            "presence_interval_s",
+            &format!("partner = \"{partner}\"\npresence_interval_s"),
+            1,
+        );
+        fs::write(&f, text).unwrap();
+    }
+    for w in [a, b, c] {
+        lab.start_window_mode(w);
+    }
+    lab.wait_state(a, "open", "b", 30);
+    lab.wait_state(b, "open", "a", 10);
+    assert_eq!(lab.state(c).0, "waiting");
+
+    lab.ctl(a, "next");
+    lab.wait_state(a, "open", "c", 15);
+    lab.wait_state(c, "open", "a", 5);
+
+    lab.ctl(a, "curtain on");
+    lab.wait_state(a, "curtain", "", 5);
+    lab.wait_state(b, "open", "c", 30);
+    lab.wait_state(c, "open", "b", 5);
+
+    lab.ctl(a, "curtain off");
+    wait_for("a reopens", 10, || {
+        let (k, p) = lab.state(a);
+        (k == "curtain").then(|| format!("{k} {p}"))
+    });
+}

@@ -27,12 +27,12 @@ use crate::CommonArgs;
 const RTP_PORTS: std::ops::Range<u16> = 20000..30000;
 
 /// How a call went, for the final line and the exit status.
-struct Outcome {
-    stats: CallStats,
+pub(crate) struct Outcome {
+    pub(crate) stats: CallStats,
     /// Whether the call was established and ended as asked.
-    ok: bool,
+    pub(crate) ok: bool,
     /// One line for a person.
-    line: String,
+    pub(crate) line: String,
 }
 
 /// Our side of a call's media: the sockets bound for it and what we offer or accept.
@@ -166,7 +166,7 @@ fn media_configs(
     Ok((audio, video))
 }
 
-fn write_stats(args: &CommonArgs, stats: &CallStats) {
+pub(crate) fn write_stats(args: &CommonArgs, stats: &CallStats) {
     let Some(path) = &args.stats_json else { return };
     let text = match serde_json::to_string_pretty(stats) {
         Ok(t) => t,
@@ -243,7 +243,7 @@ pub async fn listen(
         tokio::spawn(m.clone().presence_loop(agent.pinger()?));
     }
     if let Some(path) = control {
-        control::serve(path, members.clone())?;
+        control::serve(path, members.clone(), None)?;
     }
     println!(
         "listening on sip:{}@{} (udp and tcp){}",
@@ -279,7 +279,7 @@ pub async fn listen(
     }
 }
 
-async fn answer(
+pub(crate) async fn answer(
     agent: &SipAgent,
     invite: IncomingInvite,
     auto_answer: bool,
@@ -402,7 +402,7 @@ pub async fn call(
     }
 }
 
-async fn place(
+pub(crate) async fn place(
     agent: &SipAgent,
     uri: &str,
     ring_timeout: Duration,
@@ -507,6 +507,7 @@ async fn run_call(
     shutdown: &mut Shutdown,
 ) -> Outcome {
     let established = Instant::now();
+    shutdown.established();
     let started_media = media_configs(neg, args, quirks).and_then(|(audio, video)| {
         let receives = audio.rtp.recv || video.as_ref().is_some_and(|v| v.rtp.recv);
         let video = match (local.video, video.as_ref()) {
@@ -570,9 +571,15 @@ async fn run_call(
                         break (EndReason::RtpTimeout, true);
                     }
                 }
-                if args.live_stats && last_print.elapsed() >= Duration::from_secs(1) {
+                if last_print.elapsed() >= Duration::from_secs(1)
+                    && (args.live_stats || shutdown.hooks.is_some())
+                {
                     last_print = Instant::now();
-                    println!("{}", live_line(established.elapsed(), &media.stats()));
+                    let streams = media.stats();
+                    if args.live_stats {
+                        println!("{}", live_line(established.elapsed(), &streams));
+                    }
+                    shutdown.report(established.elapsed(), streams);
                 }
             }
         }
@@ -650,24 +657,77 @@ fn session_id() -> u64 {
 }
 
 /// SIGINT and SIGTERM, as a future that can be awaited repeatedly.
-struct Shutdown {
+/// What ends a call from our side (SIGINT, SIGTERM, and in window mode the policy's hang-up),
+/// and, in window mode, what a call reports while it runs.
+pub struct Shutdown {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
+    /// Cancelled when the window policy ends this call.
+    stop: Option<tokio_util::sync::CancellationToken>,
+    /// Window mode: told when the call is up, and given its statistics each second.
+    pub hooks: Option<CallHooks>,
+}
+
+/// Reports of one call in window mode.
+pub struct CallHooks {
+    /// Sent once, when the call is up.
+    pub up: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The other window.
+    pub peer: String,
+    /// The running call's statistics, refreshed each second.
+    pub live: Arc<std::sync::Mutex<Option<ewindow_protocol::phone::LiveCall>>>,
+    /// Woken at each refresh.
+    pub changed: Arc<tokio::sync::Notify>,
 }
 
 impl Shutdown {
-    fn new() -> Result<Self> {
+    pub(crate) fn new() -> Result<Self> {
         use tokio::signal::unix::{signal, SignalKind};
         Ok(Shutdown {
             int: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
             term: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+            stop: None,
+            hooks: None,
         })
     }
 
-    async fn wait(&mut self) {
+    /// A shutdown that also ends when `stop` is cancelled (window mode).
+    pub fn with_stop(stop: tokio_util::sync::CancellationToken, hooks: CallHooks) -> Result<Self> {
+        let mut s = Shutdown::new()?;
+        s.stop = Some(stop);
+        s.hooks = Some(hooks);
+        Ok(s)
+    }
+
+    pub(crate) async fn wait(&mut self) {
+        let stop = async {
+            match &self.stop {
+                Some(t) => t.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = self.int.recv() => {},
             _ = self.term.recv() => {},
+            _ = stop => {},
+        }
+    }
+
+    fn established(&mut self) {
+        if let Some(up) = self.hooks.as_mut().and_then(|h| h.up.take()) {
+            let _ = up.send(());
+        }
+    }
+
+    fn report(&self, duration: Duration, streams: Vec<ewindow_protocol::StreamStats>) {
+        if let Some(h) = &self.hooks {
+            *h.live.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(ewindow_protocol::phone::LiveCall {
+                    peer: h.peer.clone(),
+                    duration_s: duration.as_secs_f64(),
+                    streams,
+                });
+            h.changed.notify_one();
         }
     }
 }

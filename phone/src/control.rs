@@ -11,12 +11,13 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 
 use crate::members::Members;
+use crate::window::{Command, Handle};
 
 /// Longest request line.
 const MAX_LINE: usize = 64 * 1024;
 
 /// Binds the socket (replacing a stale one) and serves it forever on a task.
-pub fn serve(path: &Path, members: Option<Arc<Members>>) -> Result<()> {
+pub fn serve(path: &Path, members: Option<Arc<Members>>, window: Option<Handle>) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -29,6 +30,7 @@ pub fn serve(path: &Path, members: Option<Arc<Members>>) -> Result<()> {
                 continue;
             };
             let members = members.clone();
+            let window = window.clone();
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
                 let mut lines = BufReader::new(read.take(MAX_LINE as u64 * 16)).lines();
@@ -36,11 +38,28 @@ pub fn serve(path: &Path, members: Option<Arc<Members>>) -> Result<()> {
                     if line.trim().is_empty() {
                         continue;
                     }
-                    let reply = answer(&line, members.as_deref());
+                    let subscribe = matches!(
+                        serde_json::from_str::<Request>(&line),
+                        Ok(Request::Subscribe)
+                    );
+                    let reply = answer(&line, members.as_deref(), window.as_ref()).await;
                     let mut out = serde_json::to_vec(&reply).unwrap_or_default();
                     out.push(b'\n');
                     if write.write_all(&out).await.is_err() {
                         break;
+                    }
+                    if let (true, true, Some(w)) = (subscribe, reply.ok, &window) {
+                        // The status at once, then at every change (each second in a call).
+                        let mut rx = w.status.clone();
+                        loop {
+                            let mut line =
+                                serde_json::to_vec(&*rx.borrow_and_update()).unwrap_or_default();
+                            line.push(b'\n');
+                            if write.write_all(&line).await.is_err() || rx.changed().await.is_err()
+                            {
+                                return;
+                            }
+                        }
                     }
                 }
             });
@@ -49,7 +68,7 @@ pub fn serve(path: &Path, members: Option<Arc<Members>>) -> Result<()> {
     Ok(())
 }
 
-fn answer(line: &str, members: Option<&Members>) -> Reply {
+async fn answer(line: &str, members: Option<&Members>, window: Option<&Handle>) -> Reply {
     let fail = |e: String| Reply {
         ok: false,
         error: Some(e),
@@ -62,6 +81,42 @@ fn answer(line: &str, members: Option<&Members>) -> Reply {
         Ok(r) => r,
         Err(e) => return fail(format!("bad request: {e}")),
     };
+    let ok = Reply {
+        ok: true,
+        ..Reply::default()
+    };
+    let command = match &req {
+        Request::Call { name } => Some(Command::Call(name.clone())),
+        Request::Next => Some(Command::Next),
+        Request::Hangup => Some(Command::Hangup),
+        Request::Curtain { on: Some(on) } => Some(Command::Curtain(*on)),
+        Request::Curtain { on: None } => Some(Command::CurtainToggle),
+        _ => None,
+    };
+    if matches!(req, Request::Status | Request::Subscribe) || command.is_some() {
+        let Some(w) = window else {
+            return fail(
+                "this phone is not a window (`ewindow-phone window`): no window state".into(),
+            );
+        };
+        if let Request::Call { name } = &req {
+            if members.and_then(|m| m.uri_of(name)).is_none() {
+                return fail(format!("`{name}` is not a member"));
+            }
+        }
+        return match command {
+            Some(c) => match w.commands.send(c).await {
+                Ok(()) => ok,
+                Err(_) => fail("the window is stopping".into()),
+            },
+            None if matches!(req, Request::Status) => Reply {
+                ok: true,
+                status: Some(w.status.borrow().clone()),
+                ..Reply::default()
+            },
+            None => ok,
+        };
+    }
     let Some(members) = members else {
         return fail("this phone runs without --window: it has no members".into());
     };
@@ -72,12 +127,10 @@ fn answer(line: &str, members: Option<&Members>) -> Reply {
             ..Reply::default()
         },
         Request::Reload => match members.reload() {
-            Ok(()) => Reply {
-                ok: true,
-                ..Reply::default()
-            },
+            Ok(()) => ok,
             Err(e) => fail(format!("{e:#}")),
         },
+        _ => fail("unexpected request".into()),
     }
 }
 

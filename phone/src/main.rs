@@ -9,8 +9,10 @@ mod control;
 mod media;
 mod members;
 mod netdev;
+mod policy;
 mod sdp;
 mod sip;
+mod window;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -48,6 +50,22 @@ enum Cmd {
         /// Serve the control socket (members, reload) at PATH.
         #[arg(long, value_name = "PATH")]
         control: Option<PathBuf>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Run as the window: open to members by the window policy (partner, next online member,
+    /// open hours, curtain, redial), controlled over --control.
+    Window {
+        /// The window file.
+        #[arg(
+            long = "window-file",
+            value_name = "FILE",
+            default_value = "/data/ewindow/window.toml"
+        )]
+        window_file: PathBuf,
+        /// The control socket (status, call, next, hangup, curtain, subscribe, members).
+        #[arg(long, value_name = "PATH", default_value = "/run/ewindow/phone.sock")]
+        control: PathBuf,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -228,6 +246,11 @@ fn main() -> ExitCode {
                 control,
                 common,
             } => call::listen(sip, auto_answer, control.as_deref(), common).await,
+            Cmd::Window {
+                window_file,
+                control,
+                common,
+            } => window::run(&window_file, Some(&control), common).await,
             Cmd::Call {
                 uri,
                 sip,

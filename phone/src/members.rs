@@ -39,6 +39,8 @@ pub struct Members {
     path: PathBuf,
     config: RwLock<WindowConfig>,
     presence: Mutex<BTreeMap<String, MemberPresence>>,
+    /// Woken after each presence round and each reload.
+    pub changed: Arc<tokio::sync::Notify>,
 }
 
 impl Members {
@@ -49,6 +51,7 @@ impl Members {
             path: path.to_owned(),
             config: RwLock::new(config),
             presence: Mutex::new(BTreeMap::new()),
+            changed: Arc::new(tokio::sync::Notify::new()),
         }))
     }
 
@@ -67,11 +70,17 @@ impl Members {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|name, _| names.contains(name));
         tracing::info!(members = names.len(), "members reloaded");
+        self.changed.notify_one();
         Ok(())
     }
 
     fn with<T>(&self, f: impl FnOnce(&WindowConfig) -> T) -> T {
         f(&self.config.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The window file as loaded.
+    pub fn config(&self) -> WindowConfig {
+        self.with(|c| c.clone())
     }
 
     /// This window's member name.
@@ -163,6 +172,7 @@ impl Members {
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
             self.record(results, now);
+            self.changed.notify_one();
             tokio::time::sleep(every).await;
         }
     }

@@ -41,9 +41,29 @@ pub enum Request {
     /// Orderly shutdown, then halt.
     Halt,
     /// Reply `ok`, then keep the connection open and send an [`Event`] line whenever a
-    /// service changes state or a shutdown begins (the first events give every service's
-    /// current state).
+    /// service changes state, writes a line of output, or a shutdown begins (the first events
+    /// give every service's current state).
     Subscribe,
+    /// The last lines the services wrote (stdout and stderr), oldest first.
+    Logs {
+        /// Only this service's lines.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service: Option<String>,
+        /// At most this many (default 100).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lines: Option<usize>,
+    },
+}
+
+/// One line a service wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// When init read it (Unix milliseconds).
+    pub unix_ms: u64,
+    /// The service.
+    pub service: String,
+    /// The line, without its newline.
+    pub line: String,
 }
 
 /// One line of a `subscribe` stream.
@@ -66,6 +86,8 @@ pub enum Event {
         /// Which.
         kind: String,
     },
+    /// A service wrote a line.
+    Log(LogLine),
 }
 
 /// The reply to one request.
@@ -79,6 +101,9 @@ pub struct Reply {
     /// The answer to `status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
+    /// The answer to `logs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<Vec<LogLine>>,
 }
 
 impl Reply {
@@ -88,6 +113,7 @@ impl Reply {
             ok: true,
             error: None,
             status: None,
+            logs: None,
         }
     }
 
@@ -97,6 +123,7 @@ impl Reply {
             ok: false,
             error: Some(message.into()),
             status: None,
+            logs: None,
         }
     }
 }

@@ -6,6 +6,12 @@
 //! ← {"ok":true,"members":[{"name":"bob","address":"fd77:…","reachable":true,"rtt_ms":1.2,…}]}
 //! → {"cmd":"reload"}
 //! ← {"ok":true}
+//! → {"cmd":"call","name":"fablab-nantes"}
+//! ← {"ok":true}
+//! → {"cmd":"subscribe"}
+//! ← {"ok":true}
+//! ← {"window":"fablab-lyon","state":{"kind":"open","peer":"fablab-nantes"},…}   (a status line
+//!    at once, then on every change and each second during a call)
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +24,27 @@ pub enum Request {
     Members,
     /// Read `window.toml` again (the roster changed).
     Reload,
+    /// The window's state, the call and the members.
+    Status,
+    /// Hang up and call this member now.
+    Call {
+        /// Member name.
+        name: String,
+    },
+    /// Hang up and move to the next online member (the button's short press).
+    Next,
+    /// Hang up (the window reopens by its rules, after a pause).
+    Hangup,
+    /// Close (`true`) or open (`false`) the curtain, or toggle it (absent: the button's long
+    /// press). Closed = no calls at all.
+    Curtain {
+        /// Closed?
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on: Option<bool>,
+    },
+    /// Reply `ok`, then a [`PhoneStatus`] line at once, on every change and each second
+    /// during a call.
+    Subscribe,
 }
 
 /// The reply to one request.
@@ -31,6 +58,50 @@ pub struct Reply {
     /// The answer to `members`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members: Option<Vec<MemberPresence>>,
+    /// The answer to `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<PhoneStatus>,
+}
+
+/// What the window shows and does.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhoneStatus {
+    /// This window's name.
+    pub window: String,
+    /// The main state.
+    pub state: WindowState,
+    /// Whether the curtain is closed.
+    pub curtain: bool,
+    /// The call in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<LiveCall>,
+    /// Every other member and its presence.
+    pub members: Vec<MemberPresence>,
+}
+
+/// The window's main state, as the console shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WindowState {
+    /// `open`, `connecting`, `waiting` (open, nobody online), `closed`, `curtain`,
+    /// `setting-up`.
+    pub kind: String,
+    /// The other window, for `open` and `connecting`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// When it opens again (`HH:MM`), for `closed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+/// A call in progress.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LiveCall {
+    /// The other window.
+    pub peer: String,
+    /// Seconds since it was established.
+    pub duration_s: f64,
+    /// Its streams, as in the call statistics.
+    pub streams: Vec<crate::StreamStats>,
 }
 
 /// What the phone knows of one member.

@@ -28,6 +28,20 @@ pub struct Spawned {
     pub pid: Pid,
     /// Non-blocking read end of the readiness pipe.
     pub ready: Option<OwnedFd>,
+    /// Non-blocking read end of the pipe its stdout and stderr go to (services without a tty).
+    pub output: Option<OwnedFd>,
+}
+
+/// A pipe whose read end is non-blocking (both ends close on exec).
+fn pipe_nonblocking_read() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    let flags = fcntl(&r, FcntlArg::F_GETFL).map_err(io::Error::from)?;
+    fcntl(
+        &r,
+        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+    )
+    .map_err(io::Error::from)?;
+    Ok((r, w))
 }
 
 /// Starts a service. The caller records the pid before it next reaps, which keeps the pid
@@ -35,13 +49,7 @@ pub struct Spawned {
 pub fn spawn(service: &Service) -> io::Result<Spawned> {
     let (read_end, write_end) = match service.ready {
         Ready::Notify => {
-            let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
-            let flags = fcntl(&r, FcntlArg::F_GETFL).map_err(io::Error::from)?;
-            fcntl(
-                &r,
-                FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
-            )
-            .map_err(io::Error::from)?;
+            let (r, w) = pipe_nonblocking_read()?;
             (Some(r), Some(w))
         }
         Ready::Started => (None, None),
@@ -56,6 +64,7 @@ pub fn spawn(service: &Service) -> io::Result<Spawned> {
     if let Some(fd) = ready_fd {
         cmd.env(READY_FD_ENV, fd.to_string());
     }
+    let mut output = None;
     let has_tty = match &service.tty {
         Some(tty) => {
             let t = std::fs::OpenOptions::new()
@@ -69,7 +78,13 @@ pub fn spawn(service: &Service) -> io::Result<Spawned> {
             true
         }
         None => {
-            cmd.stdin(Stdio::null());
+            // stdout and stderr into one pipe that init reads line by line (kept for
+            // `logs`, streamed to subscribers, copied to init's own stderr).
+            let (r, w) = pipe_nonblocking_read()?;
+            cmd.stdin(Stdio::null())
+                .stdout(File::from(w.try_clone()?))
+                .stderr(File::from(w));
+            output = Some(r);
             false
         }
     };
@@ -102,6 +117,7 @@ pub fn spawn(service: &Service) -> io::Result<Spawned> {
     Ok(Spawned {
         pid,
         ready: read_end,
+        output,
     })
 }
 

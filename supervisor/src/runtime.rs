@@ -39,8 +39,8 @@ use crate::config::{self, ClockFile, Config, Ready, Service};
 use crate::watchdog::Watchdog;
 use crate::{clock, data, modules, order, process};
 use ewindow_protocol::init::{
-    self as control, ClockStatus, ConfigStatus, Event, ExitStatus, InitStatus, Reply, Request,
-    ServiceStatus, SystemStatus,
+    self as control, ClockStatus, ConfigStatus, Event, ExitStatus, InitStatus, LogLine, Reply,
+    Request, ServiceStatus, SystemStatus,
 };
 
 /// What happens once everything is stopped.
@@ -135,6 +135,8 @@ struct Svc {
     pid: Option<Pid>,
     ready_fd: Option<OwnedFd>,
     ready_buf: Vec<u8>,
+    out_fd: Option<OwnedFd>,
+    out_buf: Vec<u8>,
     started_at: Option<Instant>,
     restarts: u32,
     last_exit: Option<ExitStatus>,
@@ -150,6 +152,8 @@ impl Svc {
             pid: None,
             ready_fd: None,
             ready_buf: Vec::new(),
+            out_fd: None,
+            out_buf: Vec::new(),
             started_at: None,
             restarts: 0,
             last_exit: None,
@@ -202,7 +206,11 @@ pub struct Supervisor {
     data_mounted: Option<PathBuf>,
     published: Vec<Seen>,
     shutdown_published: bool,
+    logs: std::collections::VecDeque<LogLine>,
 }
+
+/// Lines of service output kept for `logs`.
+const MAX_LOG_LINES: usize = 1000;
 
 #[derive(Debug, Clone, Copy)]
 enum Token {
@@ -210,6 +218,7 @@ enum Token {
     Listener,
     Client(usize),
     Ready(usize),
+    Output(usize),
 }
 
 impl Supervisor {
@@ -263,6 +272,7 @@ impl Supervisor {
             data_mounted,
             published: Vec::new(),
             shutdown_published: false,
+            logs: std::collections::VecDeque::new(),
         };
         sup.apply_config(config);
         Ok(sup)
@@ -338,6 +348,10 @@ impl Supervisor {
                 fds.push(PollFd::new(fd.as_fd(), input));
                 tokens.push(Token::Ready(i));
             }
+            if let Some(fd) = &s.out_fd {
+                fds.push(PollFd::new(fd.as_fd(), input));
+                tokens.push(Token::Output(i));
+            }
         }
         match poll(&mut fds, timeout) {
             Ok(_) => {}
@@ -359,16 +373,30 @@ impl Supervisor {
         drop(fds);
 
         let mut client_events = Vec::new();
+        let mut outputs = Vec::new();
         for (token, revents) in events {
             match token {
                 Token::Signals => self.handle_signals(),
-                Token::Listener => self.accept_clients(),
+                Token::Listener => {
+                    // Serve what new clients already sent at once: a subscribe must take
+                    // effect before output read in this same turn.
+                    let before = self.clients.len();
+                    self.accept_clients();
+                    for i in before..self.clients.len() {
+                        client_events.push((i, PollFlags::POLLIN));
+                    }
+                }
                 Token::Client(i) => client_events.push((i, revents)),
                 Token::Ready(i) => self.read_ready(i),
+                // After the clients: a subscribe that arrived with a line is served first.
+                Token::Output(i) => outputs.push(i),
             }
         }
         for (i, revents) in client_events {
             self.serve_client(i, revents);
+        }
+        for i in outputs {
+            self.read_output(i);
         }
         self.clients.retain(|c| !(c.eof && c.outbuf.is_empty()));
         self.publish();
@@ -443,6 +471,8 @@ impl Supervisor {
             Ok(spawned) => {
                 s.pid = Some(spawned.pid);
                 s.ready_fd = spawned.ready;
+                s.out_fd = spawned.output;
+                s.out_buf.clear();
                 s.ready_buf.clear();
                 s.started_at = Some(now);
                 s.state = match s.def.ready {
@@ -760,6 +790,72 @@ impl Supervisor {
                 debug!(pid = pid.as_raw(), ?status, "reaped");
             }
         }
+    }
+
+    // ----- output -------------------------------------------------------------------------
+
+    /// Reads what a service wrote; each complete line (or 4 KiB without a newline) is logged.
+    fn read_output(&mut self, i: usize) {
+        let mut buf = [0u8; 4096];
+        let mut lines = Vec::new();
+        {
+            let s = &mut self.svcs[i];
+            let Some(fd) = &s.out_fd else { return };
+            loop {
+                match nix::unistd::read(fd, &mut buf) {
+                    Ok(0) => {
+                        s.out_fd = None;
+                        break;
+                    }
+                    Ok(n) => s.out_buf.extend_from_slice(&buf[..n]),
+                    Err(Errno::EINTR) => continue,
+                    Err(_) => break,
+                }
+                if s.out_buf.len() > 64 * 1024 {
+                    break;
+                }
+            }
+            while let Some(nl) = s.out_buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = s.out_buf.drain(..=nl).collect();
+                lines.push(String::from_utf8_lossy(&line[..nl]).trim_end().to_owned());
+            }
+            if s.out_buf.len() >= 4096 || (s.out_fd.is_none() && !s.out_buf.is_empty()) {
+                lines.push(String::from_utf8_lossy(&s.out_buf).into_owned());
+                s.out_buf.clear();
+            }
+        }
+        let service = self.svcs[i].def.name.clone();
+        for line in lines {
+            self.log_line(&service, line);
+        }
+    }
+
+    fn log_line(&mut self, service: &str, line: String) {
+        // Init's own stderr is the kernel console on a window: keep the lines visible there.
+        eprintln!("{service}: {line}");
+        let entry = LogLine {
+            unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            service: service.to_owned(),
+            line,
+        };
+        if self.logs.len() >= MAX_LOG_LINES {
+            self.logs.pop_front();
+        }
+        if self.clients.iter().any(|c| c.subscribed) {
+            if let Ok(mut l) = serde_json::to_vec(&Event::Log(entry.clone())) {
+                l.push(b'\n');
+                for c in self.clients.iter_mut().filter(|c| c.subscribed && !c.eof) {
+                    if c.outbuf.len() <= MAX_BACKLOG {
+                        c.outbuf.extend_from_slice(&l);
+                        flush(c);
+                    }
+                }
+            }
+        }
+        self.logs.push_back(entry);
     }
 
     // ----- readiness ----------------------------------------------------------------------
@@ -1107,6 +1203,22 @@ impl Supervisor {
             }
             // Handled by the connection (it changes what the connection is).
             Request::Subscribe => Reply::ok(),
+            Request::Logs { service, lines } => {
+                let n = lines.unwrap_or(100).min(MAX_LOG_LINES);
+                let mut picked: Vec<LogLine> = self
+                    .logs
+                    .iter()
+                    .rev()
+                    .filter(|l| service.as_ref().is_none_or(|s| &l.service == s))
+                    .take(n)
+                    .cloned()
+                    .collect();
+                picked.reverse();
+                Reply {
+                    logs: Some(picked),
+                    ..Reply::ok()
+                }
+            }
         }
     }
 

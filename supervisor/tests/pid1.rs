@@ -851,3 +851,64 @@ fn subscribers_hear_every_state_change() {
     assert!(saw_shutdown, "{}", init.log());
     init.wait_exit(10);
 }
+
+/// What services write (stdout and stderr) is kept line by line for `logs` and streamed to
+/// subscribers.
+#[test]
+fn service_output_is_kept_and_streamed() {
+    let dir = scratch("logs");
+    let talker = script(
+        &dir,
+        "talker.sh",
+        "echo hello from stdout\necho hello from stderr >&2\nread x < DIR/go\necho after go\nexec sleep 1000",
+    );
+    nix::unistd::mkfifo(
+        &dir.join("go"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let init = Init::start(
+        dir.clone(),
+        &format!("[[service]]\nname = \"talker\"\nexec = [\"{talker}\"]\n"),
+    );
+    init.wait_service("talker", 8, |s| s["state"] == "running");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let lines = loop {
+        let r = init.request(json!({"cmd": "logs", "service": "talker"}));
+        let lines: Vec<String> = r["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["line"].as_str().unwrap().to_owned())
+            .collect();
+        if lines.len() >= 2 || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(lines, ["hello from stdout", "hello from stderr"]);
+    let mut s = UnixStream::connect(dir.join("init.sock")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    writeln!(s, "{}", json!({"cmd": "subscribe"})).unwrap();
+    let mut reader = BufReader::new(s);
+    fs::write(dir.join("go"), "go\n").unwrap();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if let Err(e) = reader.read_line(&mut line) {
+            panic!("{e}; log:\n{}", init.log());
+        }
+        let e: Value = serde_json::from_str(&line).unwrap();
+        if e["event"] == "log" {
+            assert_eq!(e["service"], "talker");
+            assert_eq!(e["line"], "after go");
+            break;
+        }
+    }
+    // Still on init's stderr too (the kernel console on a window).
+    assert!(
+        init.log().contains("talker: hello from stdout"),
+        "{}",
+        init.log()
+    );
+}

@@ -49,6 +49,28 @@ enum Cmd {
     Reboot,
     /// Orderly shutdown, then power off.
     Poweroff,
+    /// The last lines the services wrote; `-f` keeps following.
+    Logs {
+        /// Only this service.
+        service: Option<String>,
+        /// Keep printing new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many past lines.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: usize,
+    },
+    /// Hang up and call this member now.
+    Call { name: String },
+    /// Hang up and move to the next online window (the button's short press).
+    Next,
+    /// Hang up (the window reopens by its rules).
+    Hangup,
+    /// Close (`on`) or open (`off`) the curtain, or `toggle` it: closed = no calls.
+    Curtain {
+        #[arg(value_parser = ["on", "off", "toggle"])]
+        state: String,
+    },
     /// This window's public key and overlay address.
     Identity {
         /// Machine-readable output.
@@ -243,6 +265,7 @@ fn event_text(e: &Event) -> String {
             pid.map_or("-".into(), |p| p.to_string())
         ),
         Event::Shutdown { kind } => format!("shutdown: {kind}"),
+        Event::Log(l) => format!("{}: {}", l.service, l.line),
     }
 }
 
@@ -400,8 +423,129 @@ fn network(cli: &Cli) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `logs`: the past lines, then (with -f) the new ones as they come.
+fn logs(cli: &Cli, service: &Option<String>, follow: bool, lines: usize) -> ExitCode {
+    let code = |f: Failure| match f {
+        Failure::Refused(why) => {
+            eprintln!("ewindowctl: {why}");
+            ExitCode::from(1)
+        }
+        Failure::Unreachable(e) => {
+            eprintln!("ewindowctl: {e:#}");
+            ExitCode::from(3)
+        }
+    };
+    // Subscribe first, so that no line falls between the past ones and the stream.
+    let stream = if follow {
+        match ask_and_keep(&cli.control, &Request::Subscribe) {
+            Ok((_, r)) => Some(r),
+            Err(f) => return code(f),
+        }
+    } else {
+        None
+    };
+    let past = match ask(
+        &cli.control,
+        &Request::Logs {
+            service: service.clone(),
+            lines: Some(lines),
+        },
+    ) {
+        Ok(r) => r.logs.unwrap_or_default(),
+        Err(f) => return code(f),
+    };
+    let mut out = std::io::stdout().lock();
+    let mut seen = std::collections::HashSet::new();
+    for l in &past {
+        seen.insert((l.unix_ms, l.service.clone(), l.line.clone()));
+        if writeln!(out, "{}: {}", l.service, l.line).is_err() {
+            return ExitCode::SUCCESS;
+        }
+    }
+    let _ = out.flush();
+    let Some(mut reader) = stream else {
+        return ExitCode::SUCCESS;
+    };
+    let _ = reader.get_ref().set_read_timeout(None);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => return ExitCode::SUCCESS,
+            Ok(_) => {
+                if let Ok(Event::Log(l)) = serde_json::from_str::<Event>(line.trim()) {
+                    let key = (l.unix_ms, l.service.clone(), l.line.clone());
+                    if service.as_ref().is_some_and(|s| s != &l.service) || seen.contains(&key) {
+                        continue;
+                    }
+                    if writeln!(out, "{}: {}", l.service, l.line)
+                        .and_then(|_| out.flush())
+                        .is_err()
+                    {
+                        return ExitCode::SUCCESS;
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("ewindowctl: connection to ewindow-init lost: {e}");
+                return ExitCode::from(3);
+            }
+        }
+    }
+}
+
+/// `call`, `next`, `hangup`, `curtain`: the phone.
+fn phone(cli: &Cli) -> Result<(), Failure> {
+    use ewindow_protocol::phone::{Reply as PReply, Request as PRequest};
+    let req = match &cli.cmd {
+        Cmd::Call { name } => PRequest::Call { name: name.clone() },
+        Cmd::Next => PRequest::Next,
+        Cmd::Hangup => PRequest::Hangup,
+        Cmd::Curtain { state } => PRequest::Curtain {
+            on: match state.as_str() {
+                "on" => Some(true),
+                "off" => Some(false),
+                _ => None,
+            },
+        },
+        _ => return Ok(()),
+    };
+    let r: PReply = ask_json(&cli.phone_control, "ewindow-phone", &req)?;
+    if r.ok {
+        Ok(())
+    } else {
+        Err(Failure::Refused(
+            r.error.unwrap_or_else(|| "refused".into()),
+        ))
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Cmd::Logs {
+        service,
+        follow,
+        lines,
+    } = &cli.cmd
+    {
+        return logs(&cli, service, *follow, *lines);
+    }
+    if matches!(
+        cli.cmd,
+        Cmd::Call { .. } | Cmd::Next | Cmd::Hangup | Cmd::Curtain { .. }
+    ) {
+        return match phone(&cli) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(Failure::Refused(why)) => {
+                eprintln!("ewindowctl: {why}");
+                ExitCode::from(1)
+            }
+            Err(Failure::Unreachable(e)) => {
+                eprintln!("ewindowctl: {e:#}");
+                ExitCode::from(3)
+            }
+        };
+    }
     if matches!(
         cli.cmd,
         Cmd::Identity { .. } | Cmd::Invite { .. } | Cmd::Members { .. }
@@ -435,9 +579,14 @@ fn main() -> ExitCode {
         Cmd::Reboot => Request::Reboot,
         Cmd::Poweroff => Request::Poweroff,
         Cmd::Events { .. } => Request::Subscribe,
-        Cmd::Identity { .. } | Cmd::Invite { .. } | Cmd::Members { .. } => {
-            unreachable!("handled above")
-        }
+        Cmd::Identity { .. }
+        | Cmd::Invite { .. }
+        | Cmd::Members { .. }
+        | Cmd::Logs { .. }
+        | Cmd::Call { .. }
+        | Cmd::Next
+        | Cmd::Hangup
+        | Cmd::Curtain { .. } => unreachable!("handled above"),
     };
     match ask(&cli.control, &request) {
         Ok(reply) => {
