@@ -1,7 +1,589 @@
-//! `ewindow-console`, the window's status console, first-boot wizard and `ewindowctl`.
-//! Not written yet: this binary only says so, and exits non-zero.
+//! `ewindow-console`: the window's face on tty1 (and in any terminal).
+//!
+//! Before `window.toml` exists it runs the first-boot wizard ([`wizard`]); then the status
+//! console ([`view`]), fed by the sockets: `ewindow-init`'s subscribe stream (services, log
+//! lines), `ewindow-phone`'s subscribe stream (state, presence, the call) and the overlay's
+//! `members` (handshake ages, asked every 15 s). Keys go to the phone (`n`, `c`, `h`) or
+//! change the screen (`l`, `?`, Esc). A socket that is not there yet is shown as "Waiting
+//! for …" and tried again every 2 s; nothing else wakes the console but events.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("ewindow-console: not implemented yet");
-    std::process::ExitCode::from(2)
+use ewindow_console::{devices, model, view, wizard};
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use clap::Parser;
+use ewindow_protocol::init::{Event as InitEvent, Reply as InitReply, Request as InitRequest};
+use ewindow_protocol::keys::PrivateKey;
+use ewindow_protocol::overlay::{PeerStatus, Reply as OReply, Request as ORequest};
+use ewindow_protocol::phone::{PhoneStatus, Reply as PReply, Request as PRequest};
+use ewindow_protocol::window::{self, Media, PublicKey};
+use ratatui::crossterm::event::{Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+
+use view::{Model, Screen};
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "ewindow-console",
+    version,
+    about = "The window's status console and first-boot wizard"
+)]
+struct Cli {
+    /// `ewindow-init`'s control socket.
+    #[arg(long, default_value = "/run/ewindow/init.sock")]
+    init_control: PathBuf,
+    /// `ewindow-phone`'s control socket.
+    #[arg(long, default_value = "/run/ewindow/phone.sock")]
+    phone_control: PathBuf,
+    /// `ewindow-overlay`'s control socket.
+    #[arg(long, default_value = "/run/ewindow/overlay.sock")]
+    overlay_control: PathBuf,
+    /// The window file; the wizard runs while it does not exist.
+    #[arg(long, default_value = "/data/ewindow/window.toml")]
+    window: PathBuf,
+    /// The identity key (made by the overlay at its first start).
+    #[arg(long, default_value = "/data/ewindow/identity.key")]
+    identity: PathBuf,
+    /// Where the wizard writes the SSH key.
+    #[arg(long, default_value = "/data/ewindow/authorized_keys")]
+    authorized_keys: PathBuf,
+    /// The overlay program the wizard runs to redeem an invitation.
+    #[arg(long, default_value = "/usr/bin/ewindow-overlay")]
+    overlay_bin: PathBuf,
+    /// Extra arguments for `ewindow-overlay redeem` (repeatable), e.g. `--interface=ewin0`.
+    #[arg(long = "redeem-arg", allow_hyphen_values = true)]
+    redeem_args: Vec<String>,
+    /// Where USB sticks are mounted (repeatable).
+    #[arg(long = "usb-root", default_values = ["/media", "/run/media", "/mnt"])]
+    usb_roots: Vec<PathBuf>,
+}
+
+/// Everything that wakes the console.
+enum Msg {
+    Term(TermEvent),
+    InitUp(Box<ewindow_protocol::init::Status>, Vec<String>),
+    Init(Box<InitEvent>),
+    InitDown,
+    Phone(Box<PhoneStatus>),
+    PhoneDown,
+    Overlay(Option<Vec<PeerStatus>>),
+    Minute,
+    Outcome(Result<String, String>),
+    Rescan,
+    Flash(String),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ewindow-console: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut terminal = ratatui::init();
+    let result = rt.block_on(run(cli, &mut terminal));
+    ratatui::restore();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ewindow-console: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// "14:05" in local time.
+fn clock() -> String {
+    let now = now_unix() as nix::libc::time_t;
+    // SAFETY: localtime_r only writes into the tm we own.
+    let mut tm: nix::libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { nix::libc::localtime_r(&now, &mut tm) }.is_null() {
+        return String::new();
+    }
+    format!("{:02}:{:02}", tm.tm_hour, tm.tm_min)
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+async fn run(cli: Cli, terminal: &mut ratatui::DefaultTerminal) -> Result<()> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    // Terminal input on its own thread (crossterm's read blocks).
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            while let Ok(ev) = ratatui::crossterm::event::read() {
+                if tx.send(Msg::Term(ev)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    if !cli.window.exists() && !first_boot(&cli, terminal, &tx, &mut rx).await? {
+        return Ok(());
+    }
+    status_console(&cli, terminal, &tx, &mut rx).await
+}
+
+// ----- first boot ------------------------------------------------------------------------
+
+/// Runs the wizard until the window is set up (true) or the user quits (false).
+async fn first_boot(
+    cli: &Cli,
+    terminal: &mut ratatui::DefaultTerminal,
+    tx: &mpsc::UnboundedSender<Msg>,
+    rx: &mut mpsc::UnboundedReceiver<Msg>,
+) -> Result<bool> {
+    // The overlay makes the key at its first start; wait for it (never make it here: two
+    // makers could race).
+    let key = loop {
+        if let Ok(text) = std::fs::read_to_string(&cli.identity) {
+            if let Ok(k) = PrivateKey::from_base64(text.trim()) {
+                break k;
+            }
+        }
+        let mut m = Model {
+            clock: clock(),
+            ..Model::default()
+        };
+        model::waiting(&mut m, model::OVERLAY, &cli.identity.display().to_string());
+        terminal.draw(|f| view::render(f, &m, Screen::Main))?;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            Some(Msg::Term(TermEvent::Key(k))) = rx.recv() => {
+                if k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL) {
+                    return Ok(false);
+                }
+            }
+        }
+    };
+    let own = key.public_key();
+    let mut wiz = wizard::Wizard::new(own.to_base64());
+    let scan = |w: &mut wizard::Wizard, cli: &Cli| {
+        let (microphones, speakers) = devices::audio();
+        let mut actions = w.handle(wizard::Input::Devices {
+            cameras: devices::cameras(),
+            microphones,
+            speakers,
+        });
+        let roots: Vec<&Path> = cli.usb_roots.iter().map(|p| p.as_path()).collect();
+        actions.extend(w.handle(wizard::Input::UsbRosters(devices::usb_rosters(&roots))));
+        actions.extend(w.handle(wizard::Input::Now(now_unix())));
+        actions
+    };
+    let _ = scan(&mut wiz, cli);
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                if tx.send(Msg::Rescan).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let mut done = false;
+    loop {
+        terminal.draw(|f| wizard::render(f, &wiz))?;
+        let Some(msg) = rx.recv().await else {
+            return Ok(false);
+        };
+        let actions = match msg {
+            Msg::Term(TermEvent::Key(k)) if k.kind != KeyEventKind::Release => {
+                if k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL) {
+                    return Ok(false);
+                }
+                if done && k.code == KeyCode::Enter {
+                    return Ok(true);
+                }
+                match wizard::Key::from_crossterm(&k) {
+                    Some(key) => wiz.handle(wizard::Input::Key(key)),
+                    None => Vec::new(),
+                }
+            }
+            Msg::Term(TermEvent::Paste(text)) => wiz.handle(wizard::Input::Paste(text)),
+            Msg::Rescan => scan(&mut wiz, cli),
+            Msg::Outcome(r) => {
+                done = r.is_ok();
+                let ok = r.is_ok();
+                let actions = wiz.handle(wizard::Input::Outcome(r));
+                if ok {
+                    // Show the success a moment, then the status console (no reboot).
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        let _ = tx.send(Msg::Flash("setup done".into()));
+                    });
+                }
+                actions
+            }
+            Msg::Flash(_) if done => return Ok(true),
+            _ => Vec::new(),
+        };
+        for a in actions {
+            if let wizard::Action::Finish(answers) = a {
+                let tx = tx.clone();
+                let cli = cli.clone();
+                tokio::spawn(async move {
+                    let r = provision(&cli, &answers, &own)
+                        .await
+                        .map_err(|e| format!("{e:#}"));
+                    let _ = tx.send(Msg::Outcome(r));
+                });
+            }
+            // ProbeCamera, StartLevel, PlayTone: not measured here yet (the wizard shows
+            // no level or picture then).
+        }
+    }
+}
+
+/// Writes a file atomically (temp, fsync, rename) with `mode`.
+fn write_atomically(path: &Path, text: &str, mode: u32) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("wizard-tmp");
+    let _ = std::fs::remove_file(&tmp);
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// The window file with the wizard's devices in `[media]`, validated with the own key.
+fn with_media(text: &str, media: &wizard::MediaSettings, own: &PublicKey) -> Result<String> {
+    let file = Path::new("window.toml");
+    let mut c = window::parse(file, text, Some(own)).map_err(|e| anyhow!("{e}"))?;
+    c.media = Media {
+        camera: Some(media.camera.clone().unwrap_or_else(|| "none".into())),
+        microphone: Some(media.microphone.clone()),
+        speaker: Some(media.speaker.clone()),
+    };
+    let out = window::to_toml(&c);
+    window::parse(file, &out, Some(own)).map_err(|e| anyhow!("{e}"))?;
+    Ok(out)
+}
+
+/// Carries out the wizard's answers: the SSH key, then the window file — from the roster
+/// file, or by redeeming the invitation (`ewindow-overlay redeem` writes a temporary file
+/// that gets the open hours and devices before it becomes `window.toml`). The window file is
+/// written last and atomically: its appearance is what starts the overlay and the phone.
+async fn provision(cli: &Cli, answers: &wizard::Answers, own: &PublicKey) -> Result<String> {
+    let files = wizard::answers_to_files(answers, Some(own)).map_err(|e| anyhow!(e))?;
+    let text = match (&files.window_toml, &answers.join) {
+        (Some(text), _) => text.clone(),
+        (None, wizard::Join::Invitation { code }) => {
+            let tmp = cli.window.with_extension("redeemed");
+            let _ = std::fs::remove_file(&tmp);
+            let out = tokio::process::Command::new(&cli.overlay_bin)
+                .arg("redeem")
+                .arg(code)
+                .arg("--window")
+                .arg(&tmp)
+                .arg("--identity")
+                .arg(&cli.identity)
+                .args(&cli.redeem_args)
+                .output()
+                .await
+                .with_context(|| format!("running {}", cli.overlay_bin.display()))?;
+            if !out.status.success() {
+                let err = String::from_utf8_lossy(&out.stderr);
+                let last = err.lines().last().unwrap_or("redeem failed").to_owned();
+                return Err(anyhow!(last
+                    .trim_start_matches("ewindow-overlay: ")
+                    .to_owned()));
+            }
+            let redeemed = std::fs::read_to_string(&tmp)
+                .with_context(|| format!("reading {}", tmp.display()))?;
+            let _ = std::fs::remove_file(&tmp);
+            wizard::patch_redeemed(&redeemed, files.open_hours, Some(own))
+                .map_err(|e| anyhow!(e))?
+        }
+        (None, wizard::Join::Roster { .. }) => unreachable_roster()?,
+    };
+    let text = with_media(&text, &files.media, own)?;
+    let name = window::parse(Path::new("window.toml"), &text, Some(own))
+        .map(|c| c.name)
+        .map_err(|e| anyhow!("{e}"))?;
+    if let Some(keys) = &files.authorized_keys {
+        write_atomically(&cli.authorized_keys, keys, 0o600)?;
+    }
+    write_atomically(&cli.window, &text, 0o644)?;
+    Ok(format!(
+        "This window is {name}. It opens to the others in a moment."
+    ))
+}
+
+fn unreachable_roster() -> Result<String> {
+    Err(anyhow!("the roster file gave no window file"))
+}
+
+// ----- status console --------------------------------------------------------------------
+
+async fn status_console(
+    cli: &Cli,
+    terminal: &mut ratatui::DefaultTerminal,
+    tx: &mpsc::UnboundedSender<Msg>,
+    rx: &mut mpsc::UnboundedReceiver<Msg>,
+) -> Result<()> {
+    spawn_init(cli.init_control.clone(), tx.clone());
+    spawn_phone(cli.phone_control.clone(), tx.clone());
+    spawn_overlay(cli.overlay_control.clone(), tx.clone());
+    spawn_minutes(tx.clone());
+    let mut m = Model {
+        clock: clock(),
+        ..Model::default()
+    };
+    if let Ok(k) = std::fs::read_to_string(&cli.identity)
+        .map_err(|_| ())
+        .and_then(|t| PrivateKey::from_base64(t.trim()).map_err(|_| ()))
+    {
+        m.public_key = Some(k.public_key().to_base64());
+    }
+    let mut screen = Screen::Main;
+    loop {
+        terminal.draw(|f| view::render(f, &m, screen))?;
+        let Some(msg) = rx.recv().await else {
+            return Ok(());
+        };
+        match msg {
+            Msg::Term(TermEvent::Key(k)) if k.kind != KeyEventKind::Release => {
+                if k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL) {
+                    return Ok(());
+                }
+                let request = match k.code {
+                    KeyCode::Char('n') => Some((PRequest::Next, "next window…")),
+                    KeyCode::Char('c') => Some((PRequest::Curtain { on: None }, "curtain…")),
+                    KeyCode::Char('h') => Some((PRequest::Hangup, "hanging up…")),
+                    KeyCode::Char('l') => {
+                        screen = if screen == Screen::Logs {
+                            Screen::Main
+                        } else {
+                            Screen::Logs
+                        };
+                        None
+                    }
+                    KeyCode::Char('?') => {
+                        screen = if screen == Screen::Help {
+                            Screen::Main
+                        } else {
+                            Screen::Help
+                        };
+                        None
+                    }
+                    KeyCode::Esc | KeyCode::Char('q') => {
+                        screen = Screen::Main;
+                        None
+                    }
+                    _ => None,
+                };
+                if let Some((req, what)) = request {
+                    m.message = Some(what.into());
+                    let path = cli.phone_control.clone();
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let flash = match ask::<_, PReply>(&path, &req).await {
+                            Ok(r) if r.ok => None,
+                            Ok(r) => r.error,
+                            Err(e) => Some(format!("the phone does not answer: {e}")),
+                        };
+                        if let Some(f) = flash {
+                            let _ = tx.send(Msg::Flash(f));
+                        }
+                    });
+                }
+            }
+            Msg::Term(_) => {} // resize and the rest: redraw
+            Msg::InitUp(st, logs) => {
+                model::arrived(&mut m, model::INIT);
+                model::apply_init_status(&mut m, &st);
+                m.logs.clear();
+                for l in logs {
+                    model::push_log(&mut m, l);
+                }
+            }
+            Msg::Init(ev) => model::apply_init_event(&mut m, &ev),
+            Msg::InitDown => {
+                model::waiting(&mut m, model::INIT, &cli.init_control.display().to_string())
+            }
+            Msg::Phone(st) => {
+                model::arrived(&mut m, model::PHONE);
+                model::apply_phone(&mut m, &st);
+                if m.message.as_deref().is_some_and(|t| t.ends_with('…')) {
+                    m.message = None;
+                }
+            }
+            Msg::PhoneDown => model::waiting(
+                &mut m,
+                model::PHONE,
+                &cli.phone_control.display().to_string(),
+            ),
+            Msg::Overlay(Some(peers)) => {
+                model::arrived(&mut m, model::OVERLAY);
+                model::apply_overlay(&mut m, &peers);
+            }
+            Msg::Overlay(None) => model::waiting(
+                &mut m,
+                model::OVERLAY,
+                &cli.overlay_control.display().to_string(),
+            ),
+            Msg::Minute => m.clock = clock(),
+            Msg::Flash(text) => m.message = Some(text),
+            Msg::Outcome(_) | Msg::Rescan => {}
+        }
+    }
+}
+
+/// One request, one reply line.
+async fn ask<Q: serde::Serialize, A: serde::de::DeserializeOwned>(
+    path: &Path,
+    req: &Q,
+) -> Result<A> {
+    let mut s = UnixStream::connect(path).await?;
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    s.write_all(&line).await?;
+    let mut answer = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        BufReader::new(s).read_line(&mut answer),
+    )
+    .await
+    .map_err(|_| anyhow!("no answer"))??;
+    Ok(serde_json::from_str(answer.trim())?)
+}
+
+/// Opens a subscription: sends `req`, checks the `ok` line, returns the rest of the lines.
+async fn subscribe<Q: serde::Serialize>(
+    path: &Path,
+    req: &Q,
+) -> Result<tokio::io::Lines<BufReader<UnixStream>>> {
+    let mut s = UnixStream::connect(path).await?;
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    s.write_all(&line).await?;
+    let mut lines = BufReader::new(s).lines();
+    let first = lines.next_line().await?.ok_or_else(|| anyhow!("closed"))?;
+    let ok: serde_json::Value = serde_json::from_str(&first)?;
+    if ok["ok"] != true {
+        return Err(anyhow!("refused: {first}"));
+    }
+    Ok(lines)
+}
+
+fn spawn_init(path: PathBuf, tx: mpsc::UnboundedSender<Msg>) {
+    tokio::spawn(async move {
+        loop {
+            let session = async {
+                let mut events = subscribe(&path, &InitRequest::Subscribe).await?;
+                let st: InitReply = ask(&path, &InitRequest::Status).await?;
+                let logs: InitReply = ask(
+                    &path,
+                    &InitRequest::Logs {
+                        service: None,
+                        lines: Some(model::MAX_LOGS),
+                    },
+                )
+                .await?;
+                let lines = logs
+                    .logs
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|l| format!("{}: {}", l.service, l.line))
+                    .collect();
+                let status = st.status.ok_or_else(|| anyhow!("no status"))?;
+                tx.send(Msg::InitUp(Box::new(status), lines)).ok();
+                while let Some(line) = events.next_line().await? {
+                    if let Ok(ev) = serde_json::from_str::<InitEvent>(&line) {
+                        tx.send(Msg::Init(Box::new(ev))).ok();
+                    }
+                }
+                Ok::<_, anyhow::Error>(())
+            };
+            let _ = session.await;
+            if tx.send(Msg::InitDown).is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+}
+
+fn spawn_phone(path: PathBuf, tx: mpsc::UnboundedSender<Msg>) {
+    tokio::spawn(async move {
+        loop {
+            let session = async {
+                let mut lines = subscribe(&path, &PRequest::Subscribe).await?;
+                while let Some(line) = lines.next_line().await? {
+                    if let Ok(st) = serde_json::from_str::<PhoneStatus>(&line) {
+                        tx.send(Msg::Phone(Box::new(st))).ok();
+                    }
+                }
+                Ok::<_, anyhow::Error>(())
+            };
+            let _ = session.await;
+            if tx.send(Msg::PhoneDown).is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+}
+
+fn spawn_overlay(path: PathBuf, tx: mpsc::UnboundedSender<Msg>) {
+    tokio::spawn(async move {
+        loop {
+            let peers = match ask::<_, OReply>(&path, &ORequest::Members).await {
+                Ok(r) if r.ok => r.members,
+                _ => None,
+            };
+            if tx.send(Msg::Overlay(peers)).is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(15)).await;
+        }
+    });
+}
+
+/// A tick at each new minute, for the clock.
+fn spawn_minutes(tx: mpsc::UnboundedSender<Msg>) {
+    tokio::spawn(async move {
+        loop {
+            let into = now_unix() % 60;
+            tokio::time::sleep(Duration::from_secs(60 - into)).await;
+            if tx.send(Msg::Minute).is_err() {
+                return;
+            }
+        }
+    });
 }

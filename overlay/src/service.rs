@@ -707,6 +707,7 @@ pub async fn redeem(code: &str, ro: RedeemOptions) -> Result<(String, Vec<String
         partner: None,
         presence_interval_s: window::DEFAULT_PRESENCE_INTERVAL_S,
         roster,
+        media: Default::default(),
     };
     let text = window::to_toml(&config);
     let config = window::parse(&opts.window, &text, Some(&key.public_key()))

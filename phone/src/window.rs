@@ -137,6 +137,23 @@ pub async fn run(
     let members = Members::load(window_file)?;
     let bind = members.own_sip_addr()?;
     args.name = members.own_name();
+    // The devices the wizard chose (window.toml `[media]`) win over the command line's defaults.
+    let media = members.config().media;
+    if let Some(v) = &media.camera {
+        args.video_source = v
+            .parse()
+            .map_err(|e| anyhow::anyhow!("[media] camera: {e}"))?;
+    }
+    if let Some(v) = &media.microphone {
+        args.audio_source = v
+            .parse()
+            .map_err(|e| anyhow::anyhow!("[media] microphone: {e}"))?;
+    }
+    if let Some(v) = &media.speaker {
+        args.audio_sink = v
+            .parse()
+            .map_err(|e| anyhow::anyhow!("[media] speaker: {e}"))?;
+    }
     crate::netdev::pin_all_to(crate::netdev::interface_of(bind.ip())?);
     let (agent, mut invites) = SipAgent::start(bind, &args.name, members.policy()).await?;
     let agent = Arc::new(agent);

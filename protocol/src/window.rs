@@ -576,6 +576,24 @@ pub struct WindowConfig {
     pub presence_interval_s: u32,
     /// The windows of the network, this one included.
     pub roster: Roster,
+    /// The devices this window uses (the first-boot wizard picks them).
+    pub media: Media,
+}
+
+/// `[media]`: the window's camera, microphone and speaker, as `ewindow-phone` takes them
+/// (`--video-source`, `--audio-source`, `--audio-sink`). Absent keys: the phone's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Media {
+    /// `/dev/videoN`, `test` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera: Option<String>,
+    /// `default`, `test` or an ALSA/PulseAudio device name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub microphone: Option<String>,
+    /// `default`, `null` or an ALSA/PulseAudio device name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
 }
 
 impl WindowConfig {
@@ -627,6 +645,8 @@ struct RawFile {
     roster: Option<RawRoster>,
     #[serde(default)]
     member: Vec<Spanned<RawMember>>,
+    #[serde(default)]
+    media: Media,
 }
 
 #[derive(Deserialize)]
@@ -947,6 +967,7 @@ pub fn parse(
             signature,
             members,
         },
+        media: raw.media,
     })
 }
 
@@ -977,6 +998,19 @@ pub fn to_toml(config: &WindowConfig) -> String {
         let _ = writeln!(out, "partner = {}", quote(p));
     }
     let _ = writeln!(out, "presence_interval_s = {}", config.presence_interval_s);
+    let m = &config.media;
+    if m != &Media::default() {
+        let _ = writeln!(out, "\n[media]");
+        for (k, v) in [
+            ("camera", &m.camera),
+            ("microphone", &m.microphone),
+            ("speaker", &m.speaker),
+        ] {
+            if let Some(v) = v {
+                let _ = writeln!(out, "{k} = {}", quote(v));
+            }
+        }
+    }
     out.push('\n');
     out.push_str(&roster_to_toml(&config.roster));
     out
@@ -1988,6 +2022,22 @@ public_key = "{k3}"
         let mut b = base.clone();
         b.members[0].endpoints = vec!["a:1".parse().unwrap(), "b:1".parse().unwrap()];
         assert_ne!(a.canonical_bytes(), b.canonical_bytes());
+    }
+
+    #[test]
+    fn the_media_table_round_trips_and_refuses_unknown_keys() {
+        let text = format!(
+            "{}\n[media]\ncamera = \"/dev/video0\"\nspeaker = \"default\"\n",
+            minimal("")
+        );
+        let c = ok(&text);
+        assert_eq!(c.media.camera.as_deref(), Some("/dev/video0"));
+        assert_eq!(c.media.microphone, None);
+        let again = parse(Path::new("w"), &to_toml(&c), None).unwrap();
+        assert_eq!(again, c);
+        let bad = format!("{}\n[media]\nwebcam = \"x\"\n", minimal(""));
+        let e = err(&bad);
+        assert!(e.contains("webcam"), "{e}");
     }
 
     #[test]
