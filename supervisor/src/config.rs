@@ -856,7 +856,10 @@ restart = "never"
     fn the_images_services_file_is_valid() {
         let c = ok(include_str!("../../overlays/etc/ewindow/services.toml"));
         let names: Vec<&str> = c.services.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["wireguard-go", "overlay", "phone", "console"]);
+        assert_eq!(
+            names,
+            ["wireguard-go", "overlay", "phone", "console", "sshd"]
+        );
         let order: Vec<&str> = c
             .start_order()
             .into_iter()

@@ -252,6 +252,29 @@ fn render(status: &Status) -> String {
     out
 }
 
+/// The window's state in one line: "window lab-a: open to lab-b (12 s, opus)".
+fn window_line(st: &ewindow_protocol::phone::PhoneStatus) -> String {
+    let what = match st.state.kind.as_str() {
+        "open" => format!("open to {}", st.state.peer.as_deref().unwrap_or("?")),
+        "connecting" => format!("connecting to {}", st.state.peer.as_deref().unwrap_or("?")),
+        "closed" => format!("closed until {}", st.state.until.as_deref().unwrap_or("?")),
+        "curtain" => "curtain closed".into(),
+        "waiting" => "waiting for a window to come online".into(),
+        other => other.to_owned(),
+    };
+    let call = st
+        .call
+        .as_ref()
+        .map(|c| format!(" ({:.0} s in call)", c.duration_s))
+        .unwrap_or_default();
+    let online = st.members.iter().filter(|m| m.reachable).count();
+    format!(
+        "window {}: {what}{call}; {online} of {} members online",
+        st.window,
+        st.members.len()
+    )
+}
+
 /// One event as a line for people.
 fn event_text(e: &Event) -> String {
     match e {
@@ -601,6 +624,17 @@ fn main() -> ExitCode {
                     }
                 } else {
                     print!("{}", render(status));
+                    // The window itself, when the phone is there.
+                    use ewindow_protocol::phone::{Reply as PReply, Request as PRequest};
+                    if let Ok(r) = ask_json::<_, PReply>(
+                        &cli.phone_control,
+                        "ewindow-phone",
+                        &PRequest::Status,
+                    ) {
+                        if let Some(st) = r.status {
+                            println!("{}", window_line(&st));
+                        }
+                    }
                 }
             }
             ExitCode::SUCCESS
