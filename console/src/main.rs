@@ -54,12 +54,20 @@ struct Cli {
     /// Where the wizard writes the SSH key.
     #[arg(long, default_value = "/data/ewindow/authorized_keys")]
     authorized_keys: PathBuf,
+    /// The phone program the wizard runs for its device checks (`probe`).
+    #[arg(long, default_value = "/usr/bin/ewindow-phone")]
+    phone_bin: PathBuf,
     /// The overlay program the wizard runs to redeem an invitation.
     #[arg(long, default_value = "/usr/bin/ewindow-overlay")]
     overlay_bin: PathBuf,
     /// Extra arguments for `ewindow-overlay redeem` (repeatable), e.g. `--interface=ewin0`.
     #[arg(long = "redeem-arg", allow_hyphen_values = true)]
     redeem_args: Vec<String>,
+    /// Let `s` open a shell on this terminal (the serial console of a window whose services
+    /// file enables it). The console gives way to /bin/sh; when the shell ends, ewindow-init
+    /// starts the console again.
+    #[arg(long)]
+    shell: bool,
     /// Where USB sticks are mounted (repeatable).
     #[arg(long = "usb-root", default_values = ["/media", "/run/media", "/mnt"])]
     usb_roots: Vec<PathBuf>,
@@ -78,6 +86,7 @@ enum Msg {
     Outcome(Result<String, String>),
     Rescan,
     Flash(String),
+    Probe(wizard::Input),
 }
 
 fn main() -> ExitCode {
@@ -96,7 +105,14 @@ fn main() -> ExitCode {
     let result = rt.block_on(run(cli, &mut terminal));
     ratatui::restore();
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Exit::Shell) => {
+            use std::os::unix::process::CommandExt;
+            println!("ewindow-console: shell (exit to return to the console)");
+            let e = std::process::Command::new("/bin/sh").arg("-l").exec();
+            eprintln!("ewindow-console: /bin/sh: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(Exit::Quit) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ewindow-console: {e:#}");
             ExitCode::FAILURE
@@ -122,7 +138,13 @@ fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
-async fn run(cli: Cli, terminal: &mut ratatui::DefaultTerminal) -> Result<()> {
+/// How the console ends.
+enum Exit {
+    Quit,
+    Shell,
+}
+
+async fn run(cli: Cli, terminal: &mut ratatui::DefaultTerminal) -> Result<Exit> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     // Terminal input on its own thread (crossterm's read blocks).
     {
@@ -136,7 +158,7 @@ async fn run(cli: Cli, terminal: &mut ratatui::DefaultTerminal) -> Result<()> {
         });
     }
     if !cli.window.exists() && !first_boot(&cli, terminal, &tx, &mut rx).await? {
-        return Ok(());
+        return Ok(Exit::Quit);
     }
     status_console(&cli, terminal, &tx, &mut rx).await
 }
@@ -200,6 +222,7 @@ async fn first_boot(
         });
     }
     let mut done = false;
+    let mut level: Option<tokio::process::Child> = None;
     loop {
         terminal.draw(|f| wizard::render(f, &wiz))?;
         let Some(msg) = rx.recv().await else {
@@ -219,6 +242,8 @@ async fn first_boot(
                 }
             }
             Msg::Term(TermEvent::Paste(text)) => wiz.handle(wizard::Input::Paste(text)),
+            // Another console (tty1, serial) finished the set-up: show the status.
+            Msg::Rescan if cli.window.exists() && !done => return Ok(true),
             Msg::Rescan => scan(&mut wiz, cli),
             Msg::Outcome(r) => {
                 done = r.is_ok();
@@ -235,23 +260,77 @@ async fn first_boot(
                 actions
             }
             Msg::Flash(_) if done => return Ok(true),
+            Msg::Probe(input) => wiz.handle(input),
             _ => Vec::new(),
         };
         for a in actions {
-            if let wizard::Action::Finish(answers) = a {
-                let tx = tx.clone();
-                let cli = cli.clone();
-                tokio::spawn(async move {
-                    let r = provision(&cli, &answers, &own)
-                        .await
-                        .map_err(|e| format!("{e:#}"));
-                    let _ = tx.send(Msg::Outcome(r));
-                });
+            match a {
+                wizard::Action::StartLevel(dev) => {
+                    level = probe(cli, tx, &["level", "--audio-source", &dev]);
+                }
+                wizard::Action::StopLevel => {
+                    if let Some(mut c) = level.take() {
+                        let _ = c.start_kill();
+                    }
+                }
+                wizard::Action::ProbeCamera(dev) => {
+                    let _ = probe(cli, tx, &["camera", "--video-source", &dev]);
+                }
+                wizard::Action::PlayTone(dev) => {
+                    let _ = probe(cli, tx, &["tone", "--audio-sink", &dev]);
+                }
+                wizard::Action::Finish(answers) => {
+                    let tx = tx.clone();
+                    let cli = cli.clone();
+                    tokio::spawn(async move {
+                        let r = provision(&cli, &answers, &own)
+                            .await
+                            .map_err(|e| format!("{e:#}"));
+                        let _ = tx.send(Msg::Outcome(r));
+                    });
+                }
             }
-            // ProbeCamera, StartLevel, PlayTone: not measured here yet (the wizard shows
-            // no level or picture then).
         }
     }
+}
+
+/// Runs `ewindow-phone probe ARGS` and turns its lines (`level -23.5`, `fps 29.8`) into
+/// wizard inputs. The child dies with the console (`kill_on_drop`).
+fn probe(
+    cli: &Cli,
+    tx: &mpsc::UnboundedSender<Msg>,
+    args: &[&str],
+) -> Option<tokio::process::Child> {
+    let mut child = tokio::process::Command::new(&cli.phone_bin)
+        .arg("probe")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    let out = child.stdout.take()?;
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(out).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let input = if let Some(v) = line.strip_prefix("level ") {
+                v.parse().ok().map(wizard::Input::Level)
+            } else if let Some(v) = line.strip_prefix("fps ") {
+                v.parse().ok().map(|fps| wizard::Input::CameraProbe { fps })
+            } else if line.starts_with("error ") {
+                Some(wizard::Input::CameraProbe { fps: 0.0 })
+            } else {
+                None
+            };
+            if let Some(i) = input {
+                if tx.send(Msg::Probe(i)).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    Some(child)
 }
 
 /// Writes a file atomically (temp, fsync, rename) with `mode`.
@@ -355,7 +434,7 @@ async fn status_console(
     terminal: &mut ratatui::DefaultTerminal,
     tx: &mpsc::UnboundedSender<Msg>,
     rx: &mut mpsc::UnboundedReceiver<Msg>,
-) -> Result<()> {
+) -> Result<Exit> {
     spawn_init(cli.init_control.clone(), tx.clone());
     spawn_phone(cli.phone_control.clone(), tx.clone());
     spawn_overlay(cli.overlay_control.clone(), tx.clone());
@@ -374,12 +453,20 @@ async fn status_console(
     loop {
         terminal.draw(|f| view::render(f, &m, screen))?;
         let Some(msg) = rx.recv().await else {
-            return Ok(());
+            return Ok(Exit::Quit);
         };
         match msg {
             Msg::Term(TermEvent::Key(k)) if k.kind != KeyEventKind::Release => {
                 if k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL) {
-                    return Ok(());
+                    return Ok(Exit::Quit);
+                }
+                if k.code == KeyCode::Char('s') {
+                    if cli.shell {
+                        return Ok(Exit::Shell);
+                    }
+                    m.message =
+                        Some("no shell on this console (the services file can enable one)".into());
+                    continue;
                 }
                 let request = match k.code {
                     KeyCode::Char('n') => Some((PRequest::Next, "next window…")),
@@ -459,7 +546,7 @@ async fn status_console(
             ),
             Msg::Minute => m.clock = clock(),
             Msg::Flash(text) => m.message = Some(text),
-            Msg::Outcome(_) | Msg::Rescan => {}
+            Msg::Outcome(_) | Msg::Rescan | Msg::Probe(_) => {}
         }
     }
 }

@@ -265,3 +265,52 @@ fn bad_answers_are_refused_with_a_message_and_nothing_is_written() {
     assert!(!dir.join("window.toml").exists());
     assert!(!dir.join("authorized_keys").exists());
 }
+
+/// Once set up, the console shows the status and what it waits for; `s` opens a shell only
+/// when the console was started with `--shell` (the serial console of a window that allows it).
+#[test]
+fn status_console_waits_for_sockets_and_opens_a_shell_only_when_allowed() {
+    let (dir, key) = setup("status");
+    let roster = Roster {
+        version: 1,
+        signed_by: None,
+        signature: None,
+        members: vec![Member {
+            name: "lab-s".into(),
+            public_key: key.public_key(),
+            endpoints: vec![],
+            relay: false,
+        }],
+    };
+    fs::write(
+        dir.join("window.toml"),
+        format!(
+            "[window]\nname = \"lab-s\"\n\n{}",
+            window::roster_to_toml(&roster)
+        ),
+    )
+    .unwrap();
+    let t = Tmux::start("status", &dir, &args(&dir));
+    let screen = t.wait_for("Waiting for");
+    assert!(screen.contains("ewindow-phone"), "{screen}");
+    t.keys(&["s"]);
+    t.wait_for("no shell on this console");
+    drop(t);
+
+    let (dir, _) = setup("shell");
+    fs::write(
+        dir.join("window.toml"),
+        format!(
+            "[window]\nname = \"lab-s\"\n\n{}",
+            window::roster_to_toml(&roster)
+        ),
+    )
+    .unwrap();
+    let t = Tmux::start("shell", &dir, &format!("{} --shell", args(&dir)));
+    t.wait_for("Waiting for");
+    t.keys(&["s"]);
+    t.wait_for("exit to return to the console");
+    t.type_text("echo marker-$((40+2))");
+    t.keys(&["Enter"]);
+    t.wait_for("marker-42");
+}

@@ -165,7 +165,7 @@ impl Lab {
         let log = fs::File::create(win.dir.join(format!("{what}.log"))).unwrap();
         let child = win
             .exec(&format!("exec {cmd}"))
-            .env("EWINDOW_LOG", "info")
+            .env("EWINDOW_LOG", "info,rsipstack=warn")
             .env("WG_PROCESS_FOREGROUND", "1")
             .env("LOG_LEVEL", "error")
             .stdin(Stdio::null())
@@ -787,12 +787,22 @@ fn windows_open_by_themselves_and_obey_next_and_the_curtain() {
         );
         fs::write(&f, text).unwrap();
     }
-    for w in [a, b, c] {
-        lab.start_window_mode(w);
-    }
+    // a and b first: partners, they open to each other.
+    lab.start_window_mode(a);
+    lab.start_window_mode(b);
     lab.wait_state(a, "open", "b", 30);
     lab.wait_state(b, "open", "a", 10);
-    assert_eq!(lab.state(c).0, "waiting");
+    // c comes online; its partner a is busy (486), so c waits.
+    lab.start_window_mode(c);
+    let sock = lab.windows[a].phone_sock();
+    wait_for("a sees c online", 15, || {
+        let r = ask(&sock, json!({"cmd": "members"}));
+        let online = r["members"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["name"] == "c" && m["reachable"] == true));
+        (!online).then(|| r.to_string())
+    });
+    assert_eq!(lab.state(a), ("open".to_owned(), "b".to_owned()));
 
     lab.ctl(a, "next");
     lab.wait_state(a, "open", "c", 15);

@@ -10,6 +10,7 @@ mod media;
 mod members;
 mod netdev;
 mod policy;
+mod probe;
 mod sdp;
 mod sip;
 mod window;
@@ -69,6 +70,11 @@ enum Cmd {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Device checks for the first-boot wizard (one result per line on stdout).
+    Probe {
+        #[command(subcommand)]
+        what: Probe,
+    },
     /// Call SIP-URI.
     Call {
         /// Whom to call, e.g. sip:window@10.0.0.2:5060;transport=tcp, or with --window a
@@ -84,6 +90,31 @@ enum Cmd {
         ring_timeout: f64,
         #[command(flatten)]
         common: CommonArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum Probe {
+    /// Print `level DBFS` ten times a second.
+    Level {
+        /// test, default, or an ALSA/PulseAudio device.
+        #[arg(long, default_value = "default")]
+        audio_source: AudioSource,
+        /// Stop after SECS (default: run until killed).
+        #[arg(long, value_name = "SECS")]
+        duration: Option<f64>,
+    },
+    /// Count a camera's frames for two seconds and print `fps N`.
+    Camera {
+        /// test or /dev/videoN.
+        #[arg(long)]
+        video_source: VideoSource,
+    },
+    /// Play a one-second tone.
+    Tone {
+        /// null, default, or an ALSA/PulseAudio device.
+        #[arg(long, default_value = "default")]
+        audio_sink: AudioSink,
     },
 }
 
@@ -216,6 +247,23 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
+    if let Cmd::Probe { what } = &cli.cmd {
+        let result = match what {
+            Probe::Level {
+                audio_source,
+                duration,
+            } => probe::level(audio_source, duration.map(Duration::from_secs_f64)),
+            Probe::Camera { video_source } => probe::camera(video_source),
+            Probe::Tone { audio_sink } => probe::tone(audio_sink),
+        };
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                println!("error {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // Load GStreamer, and the plugins every call uses (libsrtp initialises on its first
     // element), now rather than between the answer and the first packet.
     if let Err(e) = gstreamer::init() {
@@ -246,6 +294,7 @@ fn main() -> ExitCode {
                 control,
                 common,
             } => call::listen(sip, auto_answer, control.as_deref(), common).await,
+            Cmd::Probe { .. } => Ok("probed".into()),
             Cmd::Window {
                 window_file,
                 control,
