@@ -268,6 +268,18 @@ mod tests {
     }
 
     #[test]
+    fn a_printed_qr_code_is_square_and_bounded() {
+        let qr = crate::view::qr_text("EWIN1-0123456789ABCDEFGHJKMNPQRSTVWXYZ").unwrap();
+        let lines: Vec<&str> = qr.lines().collect();
+        let width = lines[0].chars().count();
+        assert!(lines.iter().all(|l| l.chars().count() == width));
+        assert_eq!(lines.len(), width.div_ceil(2));
+        // The quiet zone: the first line is all light.
+        assert!(lines[0].chars().all(|c| c == '█'));
+        assert!(crate::view::qr_text(&"x".repeat(5000)).is_none());
+    }
+
+    #[test]
     fn overlay_ages_init_events_and_logs() {
         let mut m = Model::default();
         apply_overlay(

@@ -1161,6 +1161,40 @@ fn qr_cells(modules: usize, qz: usize) -> (u16, u16) {
 }
 
 /// The QR code of `data` at error correction L (44 base64 characters: version 3).
+/// A QR code of `data` as text for a dark terminal (light modules drawn, two module rows per
+/// character line, a quiet zone of 2), as `ewindowctl invite` prints it. `None` if `data` is
+/// too long for a QR code.
+pub fn qr_text(data: &str) -> Option<String> {
+    let code = make_qr(data)?;
+    let n = code.width();
+    let qz = 2usize;
+    let size = n + 2 * qz;
+    let dark = |x: usize, y: usize| -> bool {
+        x >= qz
+            && y >= qz
+            && x < n + qz
+            && y < n + qz
+            && code[(x - qz, y - qz)] == qrcode::Color::Dark
+    };
+    let mut out = String::new();
+    let mut y = 0;
+    while y < size {
+        for x in 0..size {
+            let top = !dark(x, y);
+            let bottom = y + 1 < size && !dark(x, y + 1);
+            out.push(match (top, bottom) {
+                (true, true) => '█',
+                (true, false) => '▀',
+                (false, true) => '▄',
+                (false, false) => ' ',
+            });
+        }
+        out.push('\n');
+        y += 2;
+    }
+    Some(out)
+}
+
 fn make_qr(data: &str) -> Option<QrCode> {
     QrCode::with_error_correction_level(data.as_bytes(), EcLevel::L).ok()
 }

@@ -397,7 +397,19 @@ fn network(cli: &Cli) -> Result<(), Failure> {
             if *json {
                 print_json(&r);
             } else {
-                println!("{}", r.invitation.unwrap_or_default());
+                let code = r.invitation.unwrap_or_default();
+                println!("{code}");
+                // And as a QR code when a person is looking (the dashes dropped: a smaller code).
+                use std::io::IsTerminal;
+                if std::io::stdout().is_terminal() {
+                    let compact = match code.split_once('-') {
+                        Some((prefix, rest)) => format!("{prefix}-{}", rest.replace('-', "")),
+                        None => code.clone(),
+                    };
+                    if let Some(qr) = ewindow_console::view::qr_text(&compact) {
+                        print!("{qr}");
+                    }
+                }
                 eprintln!(
                     "one-time invitation for `{name}`, valid {} min: type it (or scan it) on the new window",
                     ttl_s / 60
