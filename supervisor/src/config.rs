@@ -858,7 +858,14 @@ restart = "never"
         let names: Vec<&str> = c.services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
-            ["wireguard-go", "overlay", "phone", "console", "sshd"]
+            [
+                "wireguard-go",
+                "overlay",
+                "phone",
+                "console",
+                "serial",
+                "sshd"
+            ]
         );
         let order: Vec<&str> = c
             .start_order()

@@ -344,8 +344,8 @@ fn ordered_services(dir: &Path) -> String {
             dir,
             &format!("{name}.sh"),
             &format!(
-                "echo \"{name} start\" >> DIR/events\n\
-                 trap 'echo \"{name} stop\" >> DIR/events; exit 0' TERM\n\
+                "trap 'echo \"{name} stop\" >> DIR/events; exit 0' TERM\n\
+                 echo \"{name} start\" >> DIR/events\n\
                  {ready}\n\
                  sleep 1000 &\nwait\n"
             ),
@@ -412,6 +412,12 @@ fn sigterm_to_init_stops_in_reverse_order_and_leaves_nothing() {
     let mut init = Init::start(dir.clone(), &services);
     init.wait_service("app", 8, |s| s["state"] == "running");
     init.wait_service("leaver", 8, |s| s["state"] == "running");
+    // "running" is init's view; the script's TERM trap is set once it wrote "app start".
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while !events(&dir).iter().any(|e| e == "app start") {
+        assert!(Instant::now() < deadline, "app never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let started = Instant::now();
     kill(init.host_pid(), Signal::SIGTERM).unwrap();
     init.wait_exit(12);
