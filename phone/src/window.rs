@@ -154,7 +154,22 @@ pub async fn run(
             .parse()
             .map_err(|e| anyhow::anyhow!("[media] speaker: {e}"))?;
     }
-    crate::netdev::pin_all_to(crate::netdev::interface_of(bind.ip())?);
+    // The overlay may still be configuring the interface (or restarting): wait for our
+    // address rather than fail.
+    let mut told = false;
+    let device = loop {
+        match crate::netdev::interface_of(bind.ip()) {
+            Ok(d) => break d,
+            Err(e) => {
+                if !told {
+                    tracing::info!("waiting for the overlay: {e:#}");
+                    told = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    crate::netdev::pin_all_to(device);
     let (agent, mut invites) = SipAgent::start(bind, &args.name, members.policy()).await?;
     let agent = Arc::new(agent);
     tokio::spawn(members.clone().presence_loop(agent.pinger()?));
