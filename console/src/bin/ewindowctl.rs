@@ -117,9 +117,32 @@ fn ask_and_keep(
     socket: &Path,
     request: &Request,
 ) -> Result<(Reply, BufReader<UnixStream>), Failure> {
+    let (reply, reader): (Reply, _) = exchange(
+        socket,
+        "ewindow-init",
+        "is it running? is this the right --control?",
+        request,
+    )?;
+    if reply.ok {
+        Ok((reply, reader))
+    } else {
+        Err(Failure::Refused(
+            reply.error.unwrap_or_else(|| "refused".into()),
+        ))
+    }
+}
+
+/// One JSON line out, one JSON line back, on a control socket; the connection is returned
+/// for what may follow (a subscription).
+fn exchange<Q: serde::Serialize, A: serde::de::DeserializeOwned>(
+    socket: &Path,
+    what: &str,
+    hint: &str,
+    request: &Q,
+) -> Result<(A, BufReader<UnixStream>), Failure> {
     let reach = |e: std::io::Error| {
         Failure::Unreachable(anyhow::Error::new(e).context(format!(
-            "cannot reach ewindow-init at {} (is it running? is this the right --control?)",
+            "cannot reach {what} at {} ({hint})",
             socket.display()
         )))
     };
@@ -133,16 +156,10 @@ fn ask_and_keep(
     let mut answer = String::new();
     let mut reader = BufReader::new(stream);
     reader.read_line(&mut answer).map_err(reach)?;
-    let reply: Reply = serde_json::from_str(answer.trim())
-        .with_context(|| format!("ewindow-init answered something unexpected: {answer:?}"))
+    let reply = serde_json::from_str(answer.trim())
+        .with_context(|| format!("{what} answered something unexpected: {answer:?}"))
         .map_err(Failure::Unreachable)?;
-    if reply.ok {
-        Ok((reply, reader))
-    } else {
-        Err(Failure::Refused(
-            reply.error.unwrap_or_else(|| "refused".into()),
-        ))
-    }
+    Ok((reply, reader))
 }
 
 fn exit_text(e: &Option<ExitStatus>) -> String {
@@ -339,26 +356,7 @@ fn ask_json<Q: serde::Serialize, A: serde::de::DeserializeOwned>(
     what: &str,
     request: &Q,
 ) -> Result<A, Failure> {
-    let reach = |e: std::io::Error| {
-        Failure::Unreachable(anyhow::Error::new(e).context(format!(
-            "cannot reach {what} at {} (is it running?)",
-            socket.display()
-        )))
-    };
-    let mut stream = UnixStream::connect(socket).map_err(reach)?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(reach)?;
-    let mut line = serde_json::to_string(request).map_err(|e| Failure::Unreachable(e.into()))?;
-    line.push('\n');
-    stream.write_all(line.as_bytes()).map_err(reach)?;
-    let mut answer = String::new();
-    BufReader::new(stream)
-        .read_line(&mut answer)
-        .map_err(reach)?;
-    serde_json::from_str(answer.trim())
-        .with_context(|| format!("{what} answered something unexpected: {answer:?}"))
-        .map_err(Failure::Unreachable)
+    exchange(socket, what, "is it running?", request).map(|(a, _)| a)
 }
 
 fn print_json(v: &impl serde::Serialize) {
