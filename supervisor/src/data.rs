@@ -10,7 +10,7 @@
 //! exit status from the main loop's `waitpid(-1)`.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -66,9 +66,17 @@ pub fn bring_up(d: &DataDisk) -> DataStatus {
         st.message = Some(m);
         st
     };
-    if let Err(m) = wait_for(&d.device, d.wait) {
-        return fail(st, m);
+    let device = match wait_for(&d.device, d.wait) {
+        Ok(dev) => dev,
+        Err(m) => return fail(st, m),
+    };
+    if device != d.device {
+        st.device = format!("{} ({})", d.device.display(), device.display());
     }
+    let d = &DataDisk {
+        device,
+        ..d.clone()
+    };
     let head = match read_head(&d.device) {
         Ok(h) => h,
         Err(e) => return fail(st, format!("cannot read {}: {e}", d.device.display())),
@@ -172,10 +180,24 @@ pub fn take_down(mountpoint: &Path) {
     }
 }
 
-/// Waits (bounded) for a device node that may appear late (USB, SD card readers).
-fn wait_for(device: &Path, limit: Duration) -> Result<(), String> {
+/// Waits (bounded) for a device node that may appear late (USB, SD card readers) and
+/// returns its path. `PARTLABEL=NAME` names a GPT partition by its label: there is no udev
+/// (so no `/dev/disk/by-partlabel/`), and the kernel's name for the disk differs from one
+/// machine to the next (`vda2`, `sda2`, `nvme0n1p2`, `mmcblk0p2`); init finds the partition
+/// in `/sys/class/block/*/uevent` and opens its devtmpfs node.
+fn wait_for(device: &Path, limit: Duration) -> Result<PathBuf, String> {
     let start = Instant::now();
-    while !device.exists() {
+    let label = device.to_str().and_then(|s| s.strip_prefix("PARTLABEL="));
+    loop {
+        let found = match label {
+            Some(label) => find_partlabel(Path::new("/sys/class/block"), label)
+                .map(|name| Path::new("/dev").join(name))
+                .filter(|p| p.exists()),
+            None => Some(device.to_path_buf()).filter(|p| p.exists()),
+        };
+        if let Some(p) = found {
+            return Ok(p);
+        }
         if start.elapsed() >= limit {
             return Err(format!(
                 "{} did not appear within {} s",
@@ -185,7 +207,35 @@ fn wait_for(device: &Path, limit: Duration) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(())
+}
+
+/// The kernel name (`vda2`) of the partition labelled `label`, from the `uevent` files of
+/// `sys_block` (`/sys/class/block`).
+fn find_partlabel(sys_block: &Path, label: &str) -> Option<String> {
+    let mut names: Vec<_> = std::fs::read_dir(sys_block)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    names.sort();
+    names.into_iter().find_map(|dir| {
+        let uevent = std::fs::read_to_string(dir.join("uevent")).ok()?;
+        partlabel_devname(&uevent, label)
+    })
+}
+
+/// `DEVNAME` of a block device's `uevent` text when its `PARTNAME` is `label`.
+pub fn partlabel_devname(uevent: &str, label: &str) -> Option<String> {
+    let field = |key: &str| {
+        uevent
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+    };
+    (field("PARTNAME")? == label)
+        .then(|| field("DEVNAME"))
+        .flatten()
+        .filter(|n| !n.is_empty() && !n.contains(".."))
+        .map(str::to_string)
 }
 
 fn read_head(device: &Path) -> std::io::Result<Vec<u8>> {
@@ -230,6 +280,21 @@ mod tests {
         for c in [4, 5, 8, 12, 16, 32, 128, -1] {
             assert_eq!(fsck_verdict(c), FsckVerdict::Broken, "{c}");
         }
+    }
+
+    #[test]
+    fn partitions_are_found_by_label_in_uevent() {
+        let ev = "MAJOR=254\nMINOR=2\nDEVNAME=vda2\nDEVTYPE=partition\nDISKSEQ=9\nPARTN=2\nPARTNAME=ewindow-data\n";
+        assert_eq!(
+            partlabel_devname(ev, "ewindow-data").as_deref(),
+            Some("vda2")
+        );
+        assert_eq!(partlabel_devname(ev, "ewindow"), None);
+        assert_eq!(partlabel_devname(ev, "ewindow-data-2"), None);
+        let disk = "MAJOR=254\nMINOR=0\nDEVNAME=vda\nDEVTYPE=disk\n";
+        assert_eq!(partlabel_devname(disk, "ewindow-data"), None);
+        let evil = "DEVNAME=../sda\nPARTNAME=ewindow-data\n";
+        assert_eq!(partlabel_devname(evil, "ewindow-data"), None);
     }
 
     #[test]

@@ -47,6 +47,10 @@ struct Cli {
 
 fn main() -> ExitCode {
     let pid1 = nix::unistd::getpid().as_raw() == 1;
+    if pid1 && std::env::var_os("PATH").is_none() {
+        // The kernel starts init with HOME and TERM only; services inherit this.
+        std::env::set_var("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("EWINDOW_LOG")

@@ -206,6 +206,9 @@ pub struct Supervisor {
     data_mounted: Option<PathBuf>,
     published: Vec<Seen>,
     shutdown_published: bool,
+    /// Every service was running at the last publish ("all services up" is logged on the
+    /// change to true: the image's boot test and the boot-time figure wait for that line).
+    all_up: bool,
     logs: std::collections::VecDeque<LogLine>,
 }
 
@@ -272,6 +275,7 @@ impl Supervisor {
             data_mounted,
             published: Vec::new(),
             shutdown_published: false,
+            all_up: false,
             logs: std::collections::VecDeque::new(),
         };
         sup.apply_config(config);
@@ -666,6 +670,22 @@ impl Supervisor {
                 restarts: *restarts,
             })
             .collect();
+        let all_up = self.shutdown.is_none()
+            && !now.is_empty()
+            && now
+                .iter()
+                .all(|(_, state, _, _)| state == State::Running.name());
+        if all_up && !self.all_up {
+            let uptime = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+                .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
+                .unwrap_or(0.0);
+            info!(
+                services = now.len(),
+                uptime_s = format!("{uptime:.2}"),
+                "all services up"
+            );
+        }
+        self.all_up = all_up;
         self.published = now;
         if let (Some((kind, _)), false) = (self.shutdown, self.shutdown_published) {
             self.shutdown_published = true;

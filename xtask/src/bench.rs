@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::Subcommand;
 
 /// The benchmarks.
-#[derive(Subcommand, Clone, Copy)]
+#[derive(Subcommand, Clone)]
 pub enum Bench {
     /// Call setup, CPU and peak RSS of a 20 s Opus call: ours→baresip against baresip→baresip.
     Phone,
@@ -17,6 +17,13 @@ pub enum Bench {
     /// ewindow-init: exec → first service started, RSS, idle wake-ups (with and without a
     /// watchdog).
     Init,
+    /// The image under QEMU TCG: boot to "all services up", next to a busybox-only
+    /// initramfs of the same kernel (needs `cargo xtask image` first).
+    Boot {
+        /// The image target.
+        #[arg(long, default_value = "qemu-x86_64")]
+        target: String,
+    },
 }
 
 /// Runs one benchmark.
@@ -25,5 +32,6 @@ pub fn run(what: Bench) -> Result<()> {
         Bench::Phone => crate::cargo(&["bench", "-p", "ewindow-phone", "--bench", "phone"]),
         Bench::Media => crate::cargo(&["bench", "-p", "ewindow-phone", "--bench", "media"]),
         Bench::Init => crate::cargo(&["bench", "-p", "ewindow-init", "--bench", "init"]),
+        Bench::Boot { target } => crate::qemu::bench(&target),
     }
 }

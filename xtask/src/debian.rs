@@ -52,6 +52,37 @@ pub const ALL: &[&str] = &[
     "tmux",
     // the maintenance-access test runs the image's sshd line (keys only)
     "dropbear-bin",
+    // the image: its build and its boot test (IMAGE)
+    "binutils",
+    "cpio",
+    "dosfstools",
+    "mtools",
+    "fdisk",
+    "zstd",
+    "kmod",
+    "bmap-tools",
+    "qemu-system-x86",
+    "ovmf",
+];
+
+/// What `cargo xtask image` and `cargo xtask qemu` need besides the Rust build.
+pub const IMAGE: &[&str] = &[
+    "pkg-config",
+    "libgstreamer1.0-dev",
+    "libgstreamer-plugins-base1.0-dev",
+    // dpkg-deb and apt-get download come with the system; these make the disk
+    "binutils",
+    "cpio",
+    "dosfstools",
+    "mtools",
+    "fdisk",
+    "zstd",
+    "kmod",
+    "bmap-tools",
+    "e2fsprogs",
+    // booting it: QEMU with UEFI firmware
+    "qemu-system-x86",
+    "ovmf",
 ];
 
 fn installed(pkg: &str) -> bool {

@@ -3,7 +3,9 @@
 mod bench;
 mod debian;
 mod demo;
+mod image;
 mod proc;
+mod qemu;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -35,14 +37,36 @@ enum Cmd {
         #[arg(long, default_value = "udp")]
         transport: String,
     },
-    /// Install missing Debian packages, then fmt check, clippy -D warnings, and every test.
+    /// Install missing Debian packages, then fmt check, clippy -D warnings, every test, and
+    /// the image: built twice and compared byte for byte, then booted under QEMU.
     Test {
+        /// Skip the image (its two builds and its boot test: several minutes).
+        #[arg(long)]
+        no_image: bool,
         /// Extra arguments passed to `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
     /// Install the Debian packages the build, the tests and the demo need.
     Deps,
+    /// Build the flashable disk image of a target (see docs/image.md).
+    Image(image::ImageArgs),
+    /// Boot a built image under QEMU (OVMF, TCG), serial on this terminal.
+    Qemu {
+        /// The target whose image to boot.
+        #[arg(long, default_value = "qemu-x86_64")]
+        target: String,
+        /// Another image file.
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// No window for the screen even when a display exists.
+        #[arg(long)]
+        headless: bool,
+        /// The boot test instead: first boot, then a provisioned boot, each ended by
+        /// Ctrl-Alt-Del, the data partition checked with e2fsck after each.
+        #[arg(long)]
+        test: bool,
+    },
     /// Benchmarks that print numbers (never pass/fail).
     Bench {
         #[command(subcommand)]
@@ -70,8 +94,25 @@ fn run(cli: Cli) -> Result<()> {
             debian::ensure(debian::RUNTIME)?;
             demo::run(duration, &codecs, &transport)
         }
-        Cmd::Test { args } => test(&args),
+        Cmd::Test { no_image, args } => test(&args, !no_image),
         Cmd::Deps => debian::ensure(debian::ALL),
+        Cmd::Image(args) => {
+            debian::ensure(debian::IMAGE)?;
+            image::run(args)
+        }
+        Cmd::Qemu {
+            target,
+            image,
+            headless,
+            test,
+        } => {
+            debian::ensure(debian::IMAGE)?;
+            if test {
+                qemu::boot_test(&target, true).map(|_| ())
+            } else {
+                qemu::interactive(&target, image, headless)
+            }
+        }
         Cmd::Bench { what } => {
             debian::ensure(debian::ALL)?;
             bench::run(what)
@@ -100,7 +141,7 @@ pub fn cargo(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn test(extra: &[String]) -> Result<()> {
+fn test(extra: &[String], with_image: bool) -> Result<()> {
     debian::ensure(debian::ALL)?;
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
@@ -113,5 +154,17 @@ fn test(extra: &[String]) -> Result<()> {
     ])?;
     let mut args = vec!["test", "--workspace", "--no-fail-fast"];
     args.extend(extra.iter().map(String::as_str));
-    cargo(&args)
+    let tests = cargo(&args);
+    if !with_image {
+        return tests;
+    }
+    // The image even when a test failed: its result is worth having in the same run.
+    let image = image::run(image::ImageArgs::reproducibility_check("qemu-x86_64"))
+        .and_then(|()| qemu::boot_test("qemu-x86_64", false).map(|_| ()));
+    match (tests, image) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(e), Ok(())) => Err(e),
+        (Ok(()), Err(e)) => Err(e.context("the image")),
+        (Err(t), Err(e)) => Err(t.context(format!("and the image failed too: {e:#}"))),
+    }
 }

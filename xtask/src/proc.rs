@@ -67,6 +67,15 @@ impl Running {
         }
     }
 
+    /// The next output line, waiting at most `timeout`.
+    pub fn next_line(&mut self, timeout: Duration) -> Result<String> {
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => Ok(line),
+            Err(mpsc::RecvTimeoutError::Timeout) => bail!("no output line within {timeout:?}"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => bail!("the process's output ended"),
+        }
+    }
+
     /// Waits for the process to exit, killing it after `timeout`.
     pub fn finish(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;

@@ -1,0 +1,206 @@
+//! The disk: a GPT with fixed GUIDs, an EFI system partition (FAT, `mkfs.vfat --invariant`,
+//! files copied with mtools at the build's epoch) holding the unified kernel image, and an
+//! empty data partition that ewindow-init formats at the first boot.
+
+use std::fs;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use super::target::Disk;
+
+const MIB: u64 = 1 << 20;
+
+/// The partition label the services file finds `/data` by.
+pub const DATA_LABEL: &str = "ewindow-data";
+
+/// Runs a tool, failing with its name and output.
+pub fn tool(cmd: &mut Command) -> Result<()> {
+    let name = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {name} (is it installed? cargo xtask deps)"))?;
+    if !out.status.success() {
+        bail!(
+            "{name} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// The sfdisk script of the layout.
+pub fn sfdisk_script(d: &Disk, esp_mib: u64) -> String {
+    format!(
+        "label: gpt\nlabel-id: {}\nunit: sectors\nfirst-lba: 2048\n\
+         start=2048, size={}, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid={}, name=\"EFI system\"\n\
+         start={}, size={}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid={}, name=\"{DATA_LABEL}\"\n",
+        d.disk_guid,
+        esp_mib * 2048,
+        d.esp_guid,
+        (1 + esp_mib) * 2048,
+        d.data_mib * 2048,
+        d.data_guid,
+    )
+}
+
+/// The ESP size for a unified kernel image of `uki_bytes`: room for two (an update next to
+/// the running one) and 4 MiB, in whole 4 MiB, at least `esp_min_mib`.
+pub fn esp_mib(d: &Disk, uki_bytes: u64) -> u64 {
+    let want = (2 * uki_bytes).div_ceil(MIB) + 4;
+    (want.div_ceil(4) * 4).max(d.esp_min_mib)
+}
+
+/// Makes the disk image `img`: the ESP with `files` (path on the ESP, source), then the GPT.
+pub fn make(d: &Disk, files: &[(&str, &Path)], epoch: u64, work: &Path, img: &Path) -> Result<()> {
+    let total: u64 = files
+        .iter()
+        .map(|(_, f)| fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let esp_mib = esp_mib(d, total);
+    let esp = work.join("esp.img");
+    let _ = fs::remove_file(&esp);
+    tool(
+        Command::new("mkfs.vfat")
+            .args([
+                "--invariant",
+                "-i",
+                &d.esp_volume_id,
+                "-n",
+                "EWINDOW-EFI",
+                "-C",
+            ])
+            .arg(&esp)
+            .arg((esp_mib * 1024).to_string()),
+    )?;
+    let stamp = |f: &Path| -> Result<()> {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch);
+        fs::File::options().write(true).open(f)?.set_modified(t)?;
+        Ok(())
+    };
+    let mut dirs: Vec<String> = Vec::new();
+    for (dest, _) in files {
+        let parts: Vec<&str> = dest.split('/').collect();
+        for k in 1..parts.len() {
+            let dir = parts[..k].join("/");
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    // mtools stamps directories with the time it runs: freeze it (mtools reads
+    // SOURCE_DATE_EPOCH since 4.0.33; bookworm has 4.0.33).
+    for dir in &dirs {
+        tool(
+            Command::new("mmd")
+                .env("MTOOLS_SKIP_CHECK", "1")
+                .env("SOURCE_DATE_EPOCH", epoch.to_string())
+                .arg("-i")
+                .arg(&esp)
+                .arg(format!("::{dir}")),
+        )?;
+    }
+    for (dest, src) in files {
+        stamp(src)?;
+        tool(
+            Command::new("mcopy")
+                .env("MTOOLS_SKIP_CHECK", "1")
+                .env("SOURCE_DATE_EPOCH", epoch.to_string())
+                .args(["-m", "-i"])
+                .arg(&esp)
+                .arg(src)
+                .arg(format!("::{dest}")),
+        )?;
+    }
+    let _ = fs::remove_file(img);
+    let size = (1 + esp_mib + d.data_mib + 1) * MIB;
+    {
+        let f = fs::File::create(img)?;
+        f.set_len(size)?;
+    }
+    let mut sfdisk = Command::new("sfdisk")
+        .args(["-q", "--no-reread", "--no-tell-kernel"])
+        .arg(img)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running sfdisk (apt-get install fdisk)")?;
+    sfdisk
+        .stdin
+        .take()
+        .context("sfdisk stdin")?
+        .write_all(sfdisk_script(d, esp_mib).as_bytes())?;
+    let out = sfdisk.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "sfdisk failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    // the ESP at 1 MiB; zeros are holes
+    let mut disk = fs::File::options().write(true).open(img)?;
+    let mut src = fs::File::open(&esp)?;
+    let mut buf = vec![0u8; MIB as usize];
+    let mut at = MIB;
+    loop {
+        let n = read_full(&mut src, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            disk.seek(SeekFrom::Start(at))?;
+            disk.write_all(&buf[..n])?;
+        }
+        at += n as u64;
+    }
+    disk.sync_all()?;
+    fs::remove_file(&esp)?;
+    Ok(())
+}
+
+fn read_full(f: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk() -> Disk {
+        Disk {
+            disk_guid: "6f2c6b8e-1d3a-4b7e-9a51-0e77696e646f".into(),
+            esp_guid: "c0ffee00-e1e1-4a11-8d2e-0e77696e0001".into(),
+            data_guid: "c0ffee00-e1e1-4a11-8d2e-0e77696e0002".into(),
+            esp_volume_id: "0E1D0001".into(),
+            esp_min_mib: 64,
+            data_mib: 256,
+        }
+    }
+
+    #[test]
+    fn esp_sizes() {
+        assert_eq!(esp_mib(&disk(), 10 * MIB), 64);
+        assert_eq!(esp_mib(&disk(), 40 * MIB), 84);
+        assert_eq!(esp_mib(&disk(), 40 * MIB + 1), 88);
+    }
+
+    #[test]
+    fn the_layout_script() {
+        let s = sfdisk_script(&disk(), 64);
+        assert!(s.contains("start=2048, size=131072, type=C12A7328"));
+        assert!(s.contains("start=133120, size=524288, type=0FC63DAF"));
+        assert!(s.contains("name=\"ewindow-data\""));
+    }
+}

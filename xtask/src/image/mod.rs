@@ -1,0 +1,536 @@
+//! `cargo xtask image`: the flashable disk image of a target, from the Debian packages its lock
+//! pins and our release binaries. Nothing is compiled but our crates.
+//!
+//! Steps (each prints its progress; a failure names the step and why):
+//! 1. our release binaries (`cargo build --release`), stripped;
+//! 2. the packages of the lock: `apt-get download` into `target/image/cache/`, sha256 checked,
+//!    `dpkg-deb -x`;
+//! 3. the ELF closure of the target's root files and our binaries;
+//! 4. the kernel modules the services file loads, with their dependencies (`depmod`);
+//! 5. the root filesystem as a sorted `newc` cpio (in RAM at run time: see
+//!    `docs/image.md`), compressed with zstd;
+//! 6. the unified kernel image (systemd-boot's stub + kernel + initramfs + command line);
+//! 7. the disk: GPT, the ESP with the unified kernel image as `EFI/BOOT/BOOTX64.EFI`, the
+//!    empty data partition;
+//! 8. the outputs in `target/image/<target>/`: `.img`, `.img.zst`, `.bmap`, `manifest.txt`,
+//!    `sizes.txt`, `SHA256SUMS`.
+//!
+//! Reproducible: every time in the image is `SOURCE_DATE_EPOCH` (the last commit's time unless
+//! set), identifiers are fixed, file lists sorted. `--check-reproducible` builds twice in
+//! two directories and compares every output byte for byte.
+
+mod closure;
+mod cpio;
+mod debs;
+mod disk;
+mod kmod;
+mod lock;
+mod rootfs;
+mod target;
+mod uki;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+
+pub use target::Target;
+
+/// `cargo xtask image …`
+#[derive(Args)]
+pub struct ImageArgs {
+    #[command(subcommand)]
+    cmd: Option<ImageCmd>,
+    /// The target: a definition in `image/<target>.toml`.
+    #[arg(long, default_value = "qemu-x86_64", global = true)]
+    target: String,
+    /// Build twice in two directories and compare every output byte for byte.
+    #[arg(long)]
+    check_reproducible: bool,
+    /// Use the release binaries in target/release as they are (no `cargo build`).
+    #[arg(long)]
+    no_cargo: bool,
+    /// Also measure each package's share of the compressed root filesystem (slow).
+    #[arg(long)]
+    sizes: bool,
+}
+
+impl ImageArgs {
+    /// `--target TARGET --check-reproducible`, as the tests run it.
+    pub fn reproducibility_check(target: &str) -> ImageArgs {
+        ImageArgs {
+            cmd: None,
+            target: target.into(),
+            check_reproducible: true,
+            no_cargo: false,
+            sizes: false,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum ImageCmd {
+    /// Resolve the package set again (the roots and their ELF closure at the archive's
+    /// current versions) and rewrite the lock file.
+    Lock,
+}
+
+/// Runs `cargo xtask image`.
+pub fn run(args: ImageArgs) -> Result<()> {
+    let repo = crate::root();
+    let target = Target::load(&repo, &args.target)?;
+    match args.cmd {
+        Some(ImageCmd::Lock) => rootfs::lock(&repo, &target),
+        None => {
+            // one build: binaries + 7 steps; a check: binaries, two builds of 7, comparison
+            let mut steps = Steps::new(if args.check_reproducible { 2 } else { 8 });
+            let bins = steps.run("our release binaries", || {
+                our_binaries(&repo, &target, !args.no_cargo)
+            })?;
+            let out = repo.join("target/image").join(&target.name);
+            if !args.check_reproducible {
+                build(&repo, &target, &bins, &out, args.sizes, &mut steps, "")?;
+                return Ok(());
+            }
+            // Two builds side by side (one core each), in two directories, from the same
+            // inputs: the lock's packages and our binaries.
+            let other = repo.join("target/image/check").join(&target.name);
+            let (a, b) = std::thread::scope(|s| {
+                let a = s.spawn(|| {
+                    let mut steps = Steps::new(7).quiet("[a] ");
+                    build(&repo, &target, &bins, &out, false, &mut steps, "[a] ")
+                });
+                let b = s.spawn(|| {
+                    // a few seconds later: a time stamp that leaks into an output differs
+                    std::thread::sleep(std::time::Duration::from_secs(3));
+                    let mut steps = Steps::new(7).quiet("[b] ");
+                    build(&repo, &target, &bins, &other, false, &mut steps, "[b] ")
+                });
+                (a.join(), b.join())
+            });
+            a.map_err(|_| anyhow::anyhow!("build a panicked"))??;
+            b.map_err(|_| anyhow::anyhow!("build b panicked"))??;
+            steps.run("comparing the two builds byte for byte", || {
+                compare(&out, &other, &target.name)
+            })?;
+            Ok(())
+        }
+    }
+}
+
+/// Prints each step with its number and time; a failure names the step.
+pub struct Steps {
+    n: usize,
+    total: usize,
+    prefix: &'static str,
+    started: Instant,
+}
+
+impl Steps {
+    fn new(total: usize) -> Steps {
+        Steps {
+            n: 0,
+            total,
+            prefix: "",
+            started: Instant::now(),
+        }
+    }
+
+    fn quiet(mut self, prefix: &'static str) -> Steps {
+        self.prefix = prefix;
+        self
+    }
+
+    /// Runs one step.
+    pub fn run<T>(&mut self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.n += 1;
+        let t = Instant::now();
+        eprintln!(
+            "{}[{}/{}] {what} …  (at {:.1} s)",
+            self.prefix,
+            self.n,
+            self.total,
+            self.started.elapsed().as_secs_f64()
+        );
+        let r = f().with_context(|| format!("step {}/{} ({what}) failed", self.n, self.total));
+        if r.is_ok() {
+            eprintln!(
+                "{}[{}/{}] {what}: done in {:.1} s",
+                self.prefix,
+                self.n,
+                self.total,
+                t.elapsed().as_secs_f64()
+            );
+        }
+        r
+    }
+}
+
+/// `SOURCE_DATE_EPOCH`, or the last commit's time.
+pub fn source_date_epoch(repo: &Path) -> Result<u64> {
+    if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
+        return v
+            .trim()
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={v} is not a number"));
+    }
+    let out = Command::new("git")
+        .args(["log", "-1", "--format=%ct"])
+        .current_dir(repo)
+        .output()
+        .context("running git")?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .context("no commit time from git log (set SOURCE_DATE_EPOCH)")
+}
+
+/// The commit the image is built from (`-dirty` when the tree has changes).
+pub fn commit(repo: &Path) -> String {
+    Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=12"])
+        .current_dir(repo)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Builds the release binaries and strips them into `target/image/bin/`.
+fn our_binaries(repo: &Path, target: &Target, build: bool) -> Result<BTreeMap<String, PathBuf>> {
+    if build {
+        let mut args = vec!["build", "--release", "--locked"];
+        for b in &target.binaries {
+            args.extend(["--bin", b.as_str()]);
+        }
+        crate::cargo(&args)?;
+    }
+    let dir = repo.join("target/image/bin");
+    fs::create_dir_all(&dir)?;
+    let mut out = BTreeMap::new();
+    for b in &target.binaries {
+        let src = repo.join("target/release").join(b);
+        if !src.is_file() {
+            bail!(
+                "{} is missing (cargo build --release --bin {b})",
+                src.display()
+            );
+        }
+        let dst = dir.join(b);
+        disk::tool(
+            Command::new("strip")
+                .args(["--strip-all", "-o"])
+                .arg(&dst)
+                .arg(&src),
+        )?;
+        out.insert(b.clone(), dst);
+    }
+    Ok(out)
+}
+
+/// One build of the image into `out`.
+fn build(
+    repo: &Path,
+    target: &Target,
+    bins: &BTreeMap<String, PathBuf>,
+    out: &Path,
+    sizes: bool,
+    steps: &mut Steps,
+    tag: &str,
+) -> Result<()> {
+    let epoch = source_date_epoch(repo)?;
+    let commit = commit(repo);
+    let work = out.join("work");
+    let _ = fs::remove_dir_all(out);
+    fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let cache = debs::Cache::new(repo.join("target/image/cache"));
+
+    let lock = steps.run("packages (apt-get download, sha256, dpkg-deb -x)", || {
+        let path = target.lock_path(repo);
+        let text = fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading {} (make it: cargo xtask image lock --target {})",
+                path.display(),
+                target.name
+            )
+        })?;
+        let lock = lock::Lock::parse(&text).with_context(|| format!("in {}", path.display()))?;
+        let mut got = BTreeMap::new();
+        for (k, (name, pin)) in lock.packages.iter().enumerate() {
+            if tag.is_empty() && (k % 25 == 0 || k + 1 == lock.packages.len()) {
+                eprintln!("  {}/{} {name}", k + 1, lock.packages.len());
+            }
+            let u = cache.get(name, &pin.version, &target.arch, Some(&pin.sha256))?;
+            got.insert(name.clone(), u);
+        }
+        Ok((lock, got))
+    })?;
+    let (lock, pkgs) = lock;
+
+    let set = steps.run("ELF closure", || rootfs::select(target, &pkgs, bins))?;
+
+    let kernel = pkgs
+        .get(&lock.kernel)
+        .context("the lock's kernel is not among its packages")?;
+    let modules = steps.run("kernel modules", || {
+        rootfs::modules(repo, target, kernel, &work)
+    })?;
+
+    let initrd = work.join("initrd.cpio.zst");
+    let stats = steps.run("root filesystem (newc cpio, zstd -19)", || {
+        let tree = rootfs::tree(repo, target, &set, &modules, &commit)?;
+        rootfs::write_initramfs(&tree, epoch as u32, &work, &initrd)
+    })?;
+
+    let uki = work.join("BOOTX64.EFI");
+    steps.run("unified kernel image", || {
+        let stub_pkg = pkgs
+            .get(&target.efi_stub.package)
+            .with_context(|| format!("{} is not in the lock", target.efi_stub.package))?;
+        let stub = stub_pkg.root.join(&target.efi_stub.path);
+        let linux = kernel
+            .root
+            .join(format!("boot/vmlinuz-{}", modules.release));
+        let cmdline = work.join("cmdline.txt");
+        fs::write(&cmdline, &target.cmdline)?;
+        let uname = work.join("uname.txt");
+        fs::write(&uname, &modules.release)?;
+        let osrel = work.join("os-release");
+        fs::write(&osrel, rootfs::os_release(&commit))?;
+        uki::build(
+            &stub,
+            &[
+                ("osrel", osrel.as_path()),
+                ("cmdline", cmdline.as_path()),
+                ("uname", uname.as_path()),
+                ("linux", linux.as_path()),
+                ("initrd", initrd.as_path()),
+            ],
+            epoch as u32,
+            &uki,
+        )
+    })?;
+
+    let img = out.join(format!("ewindow-{}.img", target.name));
+    steps.run("disk image (GPT, ESP, data)", || {
+        disk::make(
+            &target.disk,
+            &[(target.efi_boot.as_str(), uki.as_path())],
+            epoch,
+            &work,
+            &img,
+        )
+    })?;
+
+    steps.run("outputs (.img.zst, .bmap, manifest, SHA256SUMS)", || {
+        outputs(
+            target,
+            &lock,
+            &pkgs,
+            &set,
+            &img,
+            out,
+            &commit,
+            epoch,
+            &modules.release,
+        )?;
+        let report = rootfs::sizes_report(&set, &stats, sizes)?;
+        fs::write(out.join("sizes.txt"), report)?;
+        fs::remove_dir_all(&work)?;
+        if tag.is_empty() {
+            for f in fs::read_dir(out)?.flatten() {
+                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                eprintln!("  {:>12}  {}", len, f.path().display());
+            }
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn outputs(
+    target: &Target,
+    lock: &lock::Lock,
+    pkgs: &BTreeMap<String, debs::Unpacked>,
+    set: &rootfs::Selection,
+    img: &Path,
+    out: &Path,
+    commit: &str,
+    epoch: u64,
+    release: &str,
+) -> Result<()> {
+    let name = img
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("image name")?
+        .to_string();
+    disk::tool(
+        Command::new("zstd")
+            .args(["-q", "-f", "-T1", "-19"])
+            .arg(img)
+            .arg("-o")
+            .arg(img.with_extension("img.zst")),
+    )?;
+    disk::tool(
+        Command::new("bmaptool")
+            .args(["-q", "create", "-o"])
+            .arg(img.with_extension("img.bmap"))
+            .arg(img),
+    )?;
+    let in_image: BTreeSet<&String> = set.packages().collect();
+    let mut m = format!(
+        "ewindow {} commit {commit} SOURCE_DATE_EPOCH {epoch} kernel {release}\n\
+         # Debian packages in the image (files of their ELF closure), then build inputs (+)\n",
+        target.name
+    );
+    for p in &in_image {
+        if let Some(u) = pkgs.get(*p) {
+            m.push_str(&format!("{p} {}\n", u.version));
+        }
+    }
+    for (p, pin) in &lock.packages {
+        if !in_image.contains(p) {
+            m.push_str(&format!("+{p} {}\n", pin.version));
+        }
+    }
+    fs::write(out.join("manifest.txt"), m)?;
+    let mut sums = String::new();
+    for f in [
+        name.clone(),
+        format!("{name}.zst"),
+        format!("{name}.bmap"),
+        "manifest.txt".into(),
+    ] {
+        sums.push_str(&format!("{}  {f}\n", debs::sha256_file(&out.join(&f))?));
+    }
+    fs::write(out.join("SHA256SUMS"), sums)?;
+    Ok(())
+}
+
+/// The floor for the boot-time figure: the same kernel and stub, an initramfs of busybox
+/// alone whose `/init` prints the kernel's uptime and powers off. Written to
+/// `target/image/floor/<target>/floor.img`.
+pub fn build_floor(repo: &Path, target: &Target) -> Result<PathBuf> {
+    let epoch = source_date_epoch(repo)?;
+    let out = repo.join("target/image/floor").join(&target.name);
+    let work = out.join("work");
+    let _ = fs::remove_dir_all(&out);
+    fs::create_dir_all(&work)?;
+    let lock = lock::Lock::parse(&fs::read_to_string(target.lock_path(repo))?)?;
+    let cache = debs::Cache::new(repo.join("target/image/cache"));
+    let get = |name: &str| -> Result<debs::Unpacked> {
+        let pin = lock
+            .packages
+            .get(name)
+            .with_context(|| format!("{name} is not in the lock"))?;
+        cache.get(name, &pin.version, &target.arch, Some(&pin.sha256))
+    };
+    let kernel = get(&lock.kernel)?;
+    let busybox = get("busybox-static")?;
+    let stub = get(&target.efi_stub.package)?;
+    let release = fs::read_dir(kernel.root.join("lib/modules"))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+        .context("no kernel release")?;
+    let mut t = cpio::Tree::default();
+    t.add(
+        "bin/busybox",
+        cpio::Node::File {
+            mode: 0o755,
+            source: busybox.root.join("bin/busybox"),
+        },
+    );
+    t.add("proc", cpio::Node::Dir { mode: 0o755 });
+    t.add(
+        "dev/console",
+        cpio::Node::CharDev {
+            mode: 0o600,
+            major: 5,
+            minor: 1,
+        },
+    );
+    t.add(
+        "init",
+        cpio::Node::Data {
+            mode: 0o755,
+            data: b"#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+                    echo \"FLOOR: busybox /init running, uptime_s=$(/bin/busybox cut -d' ' -f1 /proc/uptime)\"
+                    /bin/busybox poweroff -f
+"
+                .to_vec(),
+        },
+    );
+    let initrd = work.join("initrd.cpio.zst");
+    rootfs::write_initramfs(&t, epoch as u32, &work, &initrd)?;
+    let cmdline = work.join("cmdline.txt");
+    fs::write(&cmdline, &target.cmdline)?;
+    let osrel = work.join("os-release");
+    fs::write(&osrel, "NAME=\"ewindow floor\"\nID=ewindow\n")?;
+    let uki = work.join("BOOTX64.EFI");
+    uki::build(
+        &stub.root.join(&target.efi_stub.path),
+        &[
+            ("osrel", osrel.as_path()),
+            ("cmdline", cmdline.as_path()),
+            (
+                "linux",
+                kernel
+                    .root
+                    .join(format!("boot/vmlinuz-{release}"))
+                    .as_path(),
+            ),
+            ("initrd", initrd.as_path()),
+        ],
+        epoch as u32,
+        &uki,
+    )?;
+    let img = out.join("floor.img");
+    disk::make(
+        &target.disk,
+        &[(target.efi_boot.as_str(), uki.as_path())],
+        epoch,
+        &work,
+        &img,
+    )?;
+    Ok(img)
+}
+
+/// Compares every file of two output directories; names the first difference.
+fn compare(a: &Path, b: &Path, target: &str) -> Result<()> {
+    let mut names: Vec<String> = fs::read_dir(a)?
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    if !names.iter().any(|n| n == &format!("ewindow-{target}.img")) {
+        bail!("{} has no image", a.display());
+    }
+    let mut bad = Vec::new();
+    for n in &names {
+        let x = fs::read(a.join(n))?;
+        let y =
+            fs::read(b.join(n)).with_context(|| format!("{n} is missing from {}", b.display()))?;
+        match x.iter().zip(&y).position(|(p, q)| p != q) {
+            None if x.len() == y.len() => eprintln!("  same: {n} ({} bytes)", x.len()),
+            None => bad.push(format!("{n}: lengths differ ({} and {})", x.len(), y.len())),
+            Some(at) => bad.push(format!(
+                "{n}: first difference at byte {at} ({:#04x} and {:#04x})",
+                x[at], y[at]
+            )),
+        }
+    }
+    if !bad.is_empty() {
+        bail!("not reproducible:\n  {}", bad.join("\n  "));
+    }
+    eprintln!("reproducible: {} outputs identical", names.len());
+    Ok(())
+}

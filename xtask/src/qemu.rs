@@ -1,0 +1,527 @@
+//! `cargo xtask qemu`: boots a built image with OVMF under TCG, and the image's boot test
+//! (`--test`) and boot-time benchmark (`cargo xtask bench boot`) on top of it.
+//!
+//! QEMU's machine: 1 GiB, the disk as virtio, an i6300esb watchdog (so ewindow-init's watchdog
+//! duty runs against a real device driver), user networking with SSH forwarded from
+//! 127.0.0.1:2222, the serial line on the terminal (or a pipe the test reads), the
+//! monitor on a Unix socket (the test's Ctrl-Alt-Del).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::proc::{self, Running};
+
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE.fd";
+const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS.fd";
+
+/// The image `cargo xtask image` writes for `target`.
+pub fn image_path(target: &str) -> PathBuf {
+    crate::root()
+        .join("target/image")
+        .join(target)
+        .join(format!("ewindow-{target}.img"))
+}
+
+/// The QEMU command for `disk`; `vars` is this disk's copy of the UEFI variables.
+fn command(disk: &Path, vars: &Path, monitor: Option<&Path>, headless: bool) -> Result<Command> {
+    if !vars.exists() {
+        fs::copy(OVMF_VARS, vars)
+            .with_context(|| format!("copying {OVMF_VARS} (apt-get install ovmf)"))?;
+    }
+    let mut c = Command::new("qemu-system-x86_64");
+    c.args(["-accel", "tcg", "-m", "1024", "-smp", "2", "-no-reboot"])
+        .args([
+            "-drive",
+            &format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
+        ])
+        .arg("-drive")
+        .arg(format!("if=pflash,format=raw,file={}", vars.display()))
+        .arg("-drive")
+        .arg(format!("file={},if=virtio,format=raw", disk.display()))
+        .args(["-device", "i6300esb"])
+        .args(["-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:2222-:22"])
+        .args(["-device", "virtio-net-pci,netdev=n0"]);
+    if let Some(m) = monitor {
+        c.arg("-monitor")
+            .arg(format!("unix:{},server,nowait", m.display()));
+    }
+    if headless {
+        c.args(["-display", "none", "-serial", "stdio"]);
+        if monitor.is_none() {
+            c.args(["-monitor", "none"]);
+        }
+    } else {
+        c.args(["-serial", "mon:stdio"]);
+    }
+    Ok(c)
+}
+
+/// `cargo xtask qemu`: boots the image interactively (serial on this terminal; the screen in
+/// a window when there is a display). Ctrl-A X quits QEMU.
+pub fn interactive(target: &str, image: Option<PathBuf>, headless: bool) -> Result<()> {
+    let img = image.unwrap_or_else(|| image_path(target));
+    if !img.exists() {
+        bail!(
+            "{} does not exist: cargo xtask image --target {target}",
+            img.display()
+        );
+    }
+    let headless = headless
+        || (std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none());
+    let vars = img.with_extension("vars.fd");
+    let mut c = command(&img, &vars, None, false)?;
+    if headless {
+        c.args(["-display", "none"]);
+    }
+    eprintln!(
+        "xtask: booting {} (TCG: about a minute to the console; Ctrl-A X quits, Ctrl-A C the monitor)",
+        img.display()
+    );
+    let st = c
+        .status()
+        .context("running qemu-system-x86_64 (apt-get install qemu-system-x86 ovmf)")?;
+    if !st.success() {
+        bail!("qemu exited with {st}");
+    }
+    Ok(())
+}
+
+/// One headless boot whose serial lines the caller reads.
+pub struct Boot {
+    run: Running,
+    monitor: PathBuf,
+    started: Instant,
+    /// Every serial line so far, with seconds since QEMU started.
+    pub log: Vec<(f64, String)>,
+}
+
+impl Boot {
+    /// Starts QEMU on `disk`, echoing the serial lines with their time when `echo`.
+    pub fn start(disk: &Path, echo: bool) -> Result<Boot> {
+        let dir = disk.parent().context("disk path")?;
+        let monitor = dir.join("monitor.sock");
+        let _ = fs::remove_file(&monitor);
+        let vars = dir.join("vars.fd");
+        let _ = fs::remove_file(&vars);
+        let c = command(disk, &vars, Some(&monitor), true)?;
+        let run = proc::spawn("qemu", c, echo)?;
+        Ok(Boot {
+            run,
+            monitor,
+            started: Instant::now(),
+            log: Vec::new(),
+        })
+    }
+
+    /// Seconds since QEMU started.
+    pub fn elapsed(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Waits for a serial line containing `needle`; returns it with its time.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<(f64, String)> {
+        if let Some(hit) = self.log.iter().find(|(_, l)| l.contains(needle)) {
+            return Ok(hit.clone());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.run.next_line(left).with_context(|| {
+                format!(
+                    "no serial line with `{needle}` within {timeout:?}; the last lines:\n{}",
+                    self.tail(15)
+                )
+            })?;
+            let t = self.elapsed();
+            self.log.push((t, line.clone()));
+            if line.contains(needle) {
+                return Ok((t, line));
+            }
+        }
+    }
+
+    /// Reads serial lines for `d`.
+    pub fn collect(&mut self, d: Duration) {
+        let until = Instant::now() + d;
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            match self.run.next_line(left) {
+                Ok(line) => {
+                    let t = self.elapsed();
+                    self.log.push((t, line));
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// The last `n` serial lines.
+    pub fn tail(&self, n: usize) -> String {
+        let k = self.log.len().saturating_sub(n);
+        self.log[k..]
+            .iter()
+            .map(|(t, l)| format!("  [{t:7.2}] {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Sends Ctrl-Alt-Del (ewindow-init: an orderly shutdown, then reboot(2), which
+    /// `-no-reboot` makes QEMU's exit) and waits for QEMU to end; returns the serial lines of
+    /// the shutdown.
+    pub fn ctrl_alt_del(&mut self, timeout: Duration) -> Result<()> {
+        let mut m = UnixStream::connect(&self.monitor).context("QEMU's monitor socket")?;
+        m.write_all(b"sendkey ctrl-alt-delete\n")?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let _ = self.run.child.kill();
+                bail!(
+                    "QEMU still running {timeout:?} after Ctrl-Alt-Del; last lines:\n{}",
+                    self.tail(15)
+                );
+            }
+            match self.run.next_line(left.min(Duration::from_millis(200))) {
+                Ok(line) => {
+                    let t = self.elapsed();
+                    self.log.push((t, line));
+                }
+                Err(_) => {
+                    if let Some(st) = self.run.child.try_wait()? {
+                        if !st.success() {
+                            bail!("QEMU exited with {st}");
+                        }
+                        // the lines still in the pipe
+                        while let Ok(line) = self.run.next_line(Duration::from_millis(100)) {
+                            let t = self.elapsed();
+                            self.log.push((t, line));
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Boot {
+    fn drop(&mut self) {
+        let _ = self.run.child.kill();
+        let _ = self.run.child.wait();
+    }
+}
+
+/// The data partition of a disk image: (offset, length) in bytes, from the GPT (sfdisk -J).
+pub fn data_partition(disk: &Path) -> Result<(u64, u64)> {
+    let out = Command::new("sfdisk")
+        .arg("-J")
+        .arg(disk)
+        .output()
+        .context("running sfdisk -J")?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("sfdisk -J output")?;
+    let parts = v["partitiontable"]["partitions"]
+        .as_array()
+        .context("no partitions")?;
+    let p = parts
+        .iter()
+        .find(|p| p["name"] == "ewindow-data")
+        .context("no partition named ewindow-data")?;
+    let start = p["start"].as_u64().context("start")?;
+    let size = p["size"].as_u64().context("size")?;
+    Ok((start * 512, size * 512))
+}
+
+/// Copies the data partition out of `disk` into `out`.
+pub fn extract_data(disk: &Path, out: &Path) -> Result<()> {
+    let (off, len) = data_partition(disk)?;
+    let st = Command::new("dd")
+        .arg(format!("if={}", disk.display()))
+        .arg(format!("of={}", out.display()))
+        .args([
+            "bs=1M",
+            "iflag=skip_bytes,count_bytes",
+            "conv=sparse",
+            "status=none",
+        ])
+        .arg(format!("skip={off}"))
+        .arg(format!("count={len}"))
+        .status()?;
+    if !st.success() {
+        bail!("dd failed");
+    }
+    Ok(())
+}
+
+/// Writes `part` back as the data partition of `disk`.
+pub fn put_data(disk: &Path, part: &Path) -> Result<()> {
+    let (off, _) = data_partition(disk)?;
+    let st = Command::new("dd")
+        .arg(format!("if={}", part.display()))
+        .arg(format!("of={}", disk.display()))
+        .args([
+            "bs=1M",
+            "oflag=seek_bytes",
+            "conv=notrunc,sparse",
+            "status=none",
+        ])
+        .arg(format!("seek={off}"))
+        .status()?;
+    if !st.success() {
+        bail!("dd failed");
+    }
+    Ok(())
+}
+
+/// `e2fsck -fn` of a partition image: Ok when clean.
+pub fn fsck_clean(part: &Path) -> Result<String> {
+    let out = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(part)
+        .output()
+        .context("running e2fsck")?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        bail!("e2fsck -fn exited with {}:\n{text}", out.status);
+    }
+    Ok(text)
+}
+
+/// Runs one debugfs request on a partition image (`-w` to write).
+pub fn debugfs(part: &Path, write: bool, request: &str) -> Result<String> {
+    let mut c = Command::new("debugfs");
+    if write {
+        c.arg("-w");
+    }
+    let out = c
+        .arg("-R")
+        .arg(request)
+        .arg(part)
+        .output()
+        .context("running debugfs")?;
+    Ok(format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// A copy of the built image for a test, in `dir` (sparse).
+pub fn fresh_copy(target: &str, dir: &Path) -> Result<PathBuf> {
+    let img = image_path(target);
+    if !img.exists() {
+        bail!(
+            "{} does not exist: cargo xtask image --target {target}",
+            img.display()
+        );
+    }
+    let _ = fs::remove_dir_all(dir);
+    fs::create_dir_all(dir)?;
+    let disk = dir.join("disk.img");
+    let st = Command::new("cp")
+        .arg("--sparse=always")
+        .arg(&img)
+        .arg(&disk)
+        .status()?;
+    if !st.success() {
+        bail!("cp failed");
+    }
+    Ok(disk)
+}
+
+/// What the boot test measured.
+#[derive(Debug, Clone, Copy)]
+pub struct BootFigures {
+    /// Provisioned boot: QEMU start → "all services up" on the serial line, seconds.
+    pub up_wall_s: f64,
+    /// The kernel's uptime in that line.
+    pub up_uptime_s: f64,
+    /// Provisioned boot: QEMU start → ewindow-init's first line.
+    pub init_wall_s: f64,
+}
+
+/// The serial line ewindow-init writes when every service is running, and its uptime.
+pub fn all_up_uptime(line: &str) -> Option<f64> {
+    let at = line.rfind("uptime_s=")? + "uptime_s=".len();
+    line[at..]
+        .trim_start_matches('"')
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `cargo xtask qemu --test`: the image's boot test. Two boots of a copy of the built image:
+///
+/// 1. first boot, blank data partition: ewindow-init makes its filesystem and mounts it, the
+///    overlay makes the identity key, the console shows the set-up wizard (on the serial line
+///    too), the services that need no provisioning run; Ctrl-Alt-Del → orderly shutdown;
+///    the data partition is fsck-clean and holds the key (0600) and the saved clock.
+/// 2. provisioned (a window.toml naming this window's key and a peer's, written into the data
+///    partition): every service up — the overlay with the kernel's WireGuard, the phone in
+///    window mode; Ctrl-Alt-Del; fsck-clean again.
+pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
+    let dir = crate::root().join("target/image/boot-test");
+    let disk = fresh_copy(target, &dir)?;
+    let part = dir.join("data.img");
+    let limit = Duration::from_secs(300);
+
+    eprintln!("boot test 1/2: first boot (blank /data)");
+    let mut b = Boot::start(&disk, echo)?;
+    b.wait_for("ewindow-init starting pid1=true", limit)?;
+    let (_, mounted) = b.wait_for("data partition mounted", limit)?;
+    if !mounted.contains("created=true") {
+        bail!("the first boot did not make /data's filesystem: {mounted}");
+    }
+    let (_, made) = b.wait_for("made this window's identity key", limit)?;
+    let key = made
+        .split("public_key=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .context("no public key in the identity line")?
+        .to_string();
+    for s in ["overlay", "console", "serial", "sshd"] {
+        b.wait_for(&format!("started service={s}"), limit)?;
+    }
+    b.wait_for("not set up yet", limit)?;
+    b.ctrl_alt_del(Duration::from_secs(60))?;
+    b.wait_for("shutdown complete: no process left", Duration::from_secs(1))?;
+    drop(b);
+    extract_data(&disk, &part)?;
+    fsck_clean(&part).context("after the first boot")?;
+    let st = debugfs(&part, false, "stat /ewindow/identity.key")?;
+    if !st.contains("Mode:  0600") && !st.contains("Mode:  00600") {
+        bail!("identity.key is not 0600:\n{st}");
+    }
+    let ls = debugfs(&part, false, "ls -l /ewindow")?;
+    if !ls.contains("clock") {
+        bail!("no saved clock in /data/ewindow:\n{ls}");
+    }
+    eprintln!("boot test 1/2: ok (filesystem made, identity {key}, wizard shown, fsck clean)");
+
+    eprintln!("boot test 2/2: provisioned");
+    let peer = Command::new(crate::root().join("target/release/ewindow-overlay"))
+        .args(["identity", "--identity"])
+        .arg(dir.join("peer.key"))
+        .output()
+        .context("ewindow-overlay identity for the peer")?;
+    let peer = String::from_utf8_lossy(&peer.stdout).trim().to_string();
+    let toml = format!(
+        "[window]\nname = \"qemu\"\n\n[[member]]\nname = \"qemu\"\npublic_key = \"{key}\"\n\n\
+         [[member]]\nname = \"peer\"\npublic_key = \"{peer}\"\nendpoints = [\"10.0.2.2:51820\"]\n"
+    );
+    let local = dir.join("window.toml");
+    fs::write(&local, toml)?;
+    let out = debugfs(
+        &part,
+        true,
+        &format!("write {} /ewindow/window.toml", local.display()),
+    )?;
+    if !debugfs(&part, false, "ls /ewindow")?.contains("window.toml") {
+        bail!("debugfs could not write window.toml: {out}");
+    }
+    put_data(&disk, &part)?;
+    let mut b = Boot::start(&disk, echo)?;
+    let (t_init, _) = b.wait_for("ewindow-init starting pid1=true", limit)?;
+    let (t_up, line) = b.wait_for("all services up", limit)?;
+    let uptime = all_up_uptime(&line).unwrap_or(f64::NAN);
+    // the overlay reported READY on the kernel's WireGuard; the hardware watchdog is armed
+    b.wait_for("ready service=overlay", Duration::from_secs(1))?;
+    let (_, up) = b.wait_for("overlay up name=qemu", Duration::from_secs(1))?;
+    if !up.contains("backend=Kernel") {
+        bail!("the overlay is not on the kernel's WireGuard: {up}");
+    }
+    b.wait_for(
+        "watchdog armed device=/dev/watchdog",
+        Duration::from_secs(1),
+    )?;
+    // the phone serves SIP on its overlay address, and stays up
+    b.wait_for("window qemu on sip:qemu@[fd77:696e:646f:", limit)?;
+    b.collect(Duration::from_secs(5));
+    if let Some((_, l)) = b.log.iter().find(|(_, l)| l.contains("stopped service=")) {
+        bail!(
+            "a service stopped in the provisioned boot: {l}\n{}",
+            b.tail(20)
+        );
+    }
+    b.ctrl_alt_del(Duration::from_secs(60))?;
+    b.wait_for("shutdown complete: no process left", Duration::from_secs(1))?;
+    drop(b);
+    extract_data(&disk, &part)?;
+    fsck_clean(&part).context("after the second boot")?;
+    eprintln!(
+        "boot test 2/2: ok (all services up at {t_up:.1} s after QEMU started, kernel uptime {uptime:.2} s; fsck clean)"
+    );
+    let _ = fs::remove_dir_all(&dir);
+    Ok(BootFigures {
+        up_wall_s: t_up,
+        up_uptime_s: uptime,
+        init_wall_s: t_init,
+    })
+}
+
+/// The floor's boot: QEMU start → the busybox `/init` line, and the uptime it printed.
+pub fn boot_floor(img: &Path) -> Result<(f64, f64)> {
+    let dir = img.parent().context("floor path")?;
+    let disk = dir.join("disk.img");
+    fs::copy(img, &disk)?;
+    let mut b = Boot::start(&disk, false)?;
+    let (t, line) = b.wait_for("FLOOR: busybox /init running", Duration::from_secs(300))?;
+    let uptime = all_up_uptime(&line).unwrap_or(f64::NAN);
+    Ok((t, uptime))
+}
+
+/// `cargo xtask bench boot`: boot time to "all services up" under TCG next to the floor (the
+/// same kernel booting a busybox-only initramfs), in one run.
+pub fn bench(target: &str) -> Result<()> {
+    let repo = crate::root();
+    let t = crate::image::Target::load(&repo, target)?;
+    let floor = crate::image::build_floor(&repo, &t)?;
+    let mut floors = Vec::new();
+    for _ in 0..2 {
+        floors.push(boot_floor(&floor)?);
+    }
+    let mut ups = Vec::new();
+    for _ in 0..2 {
+        ups.push(boot_test(target, false)?);
+    }
+    println!("\nboot under QEMU TCG (2 vCPUs on the build machine), same kernel, same run:");
+    println!("| boot | QEMU start → | wall s | kernel uptime s |");
+    println!("|---|---|---|---|");
+    for (w, u) in &floors {
+        println!("| floor: busybox initramfs | /init runs | {w:.1} | {u:.2} |");
+    }
+    for f in &ups {
+        println!(
+            "| ewindow (provisioned) | ewindow-init's first line | {:.1} | |",
+            f.init_wall_s
+        );
+        println!(
+            "| ewindow (provisioned) | all services up | {:.1} | {:.2} |",
+            f.up_wall_s, f.up_uptime_s
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_all_up_line() {
+        let l = "2026-11-22T08:07:01Z  INFO ewindow_init::runtime: all services up services=5 uptime_s=\"21.37\"";
+        assert_eq!(all_up_uptime(l), Some(21.37));
+        let l = "INFO ewindow_init::runtime: all services up services=5 uptime_s=9.50";
+        assert_eq!(all_up_uptime(l), Some(9.5));
+        assert_eq!(all_up_uptime("all services up"), None);
+    }
+}
