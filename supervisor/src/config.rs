@@ -870,7 +870,10 @@ restart = "never"
     fn the_images_services_file_is_valid() {
         let c = ok(include_str!("../../overlays/etc/ewindow/services.toml"));
         let names: Vec<&str> = c.services.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["overlay", "phone", "console", "serial", "sshd"]);
+        assert_eq!(
+            names,
+            ["network", "time", "overlay", "phone", "console", "serial", "sshd"]
+        );
         let order: Vec<&str> = c
             .start_order()
             .into_iter()

@@ -29,7 +29,13 @@ pub fn image_path(target: &str) -> PathBuf {
 }
 
 /// The QEMU command for `disk`; `vars` is this disk's copy of the UEFI variables.
-fn command(disk: &Path, vars: &Path, monitor: Option<&Path>, headless: bool) -> Result<Command> {
+fn command(
+    disk: &Path,
+    vars: &Path,
+    monitor: Option<&Path>,
+    headless: bool,
+    ssh_port: u16,
+) -> Result<Command> {
     if !vars.exists() {
         fs::copy(OVMF_VARS, vars)
             .with_context(|| format!("copying {OVMF_VARS} (apt-get install ovmf)"))?;
@@ -45,7 +51,8 @@ fn command(disk: &Path, vars: &Path, monitor: Option<&Path>, headless: bool) -> 
         .arg("-drive")
         .arg(format!("file={},if=virtio,format=raw", disk.display()))
         .args(["-device", "i6300esb"])
-        .args(["-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:2222-:22"])
+        .arg("-netdev")
+        .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"))
         .args(["-device", "virtio-net-pci,netdev=n0"]);
     if let Some(m) = monitor {
         c.arg("-monitor")
@@ -75,7 +82,7 @@ pub fn interactive(target: &str, image: Option<PathBuf>, headless: bool) -> Resu
     let headless = headless
         || (std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none());
     let vars = img.with_extension("vars.fd");
-    let mut c = command(&img, &vars, None, false)?;
+    let mut c = command(&img, &vars, None, false, 2222)?;
     if headless {
         c.args(["-display", "none"]);
     }
@@ -96,6 +103,8 @@ pub fn interactive(target: &str, image: Option<PathBuf>, headless: bool) -> Resu
 pub struct Boot {
     run: Running,
     monitor: PathBuf,
+    /// The host's loopback port forwarded to the guest's port 22.
+    pub ssh_port: u16,
     started: Instant,
     /// Every serial line so far, with seconds since QEMU started.
     pub log: Vec<(f64, String)>,
@@ -109,11 +118,16 @@ impl Boot {
         let _ = fs::remove_file(&monitor);
         let vars = dir.join("vars.fd");
         let _ = fs::remove_file(&vars);
-        let c = command(disk, &vars, Some(&monitor), true)?;
+        // a free loopback port for the guest's SSH
+        let ssh_port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let c = command(disk, &vars, Some(&monitor), true, ssh_port)?;
         let run = proc::spawn("qemu", c, echo)?;
         Ok(Boot {
             run,
             monitor,
+            ssh_port,
             started: Instant::now(),
             log: Vec::new(),
         })
@@ -392,6 +406,10 @@ pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
         b.wait_for(&format!("started service={s}"), limit)?;
     }
     b.wait_for("not set up yet", limit)?;
+    b.collect(Duration::from_secs(3));
+    if let Some((_, l)) = b.log.iter().find(|(_, l)| l.contains("exited; restarting")) {
+        bail!("a service failed in the first boot: {l}\n{}", b.tail(20));
+    }
     b.ctrl_alt_del(Duration::from_secs(60))?;
     b.wait_for("shutdown complete: no process left", Duration::from_secs(1))?;
     drop(b);
@@ -420,13 +438,41 @@ pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
     );
     let local = dir.join("window.toml");
     fs::write(&local, toml)?;
-    let out = debugfs(
-        &part,
-        true,
-        &format!("write {} /ewindow/window.toml", local.display()),
-    )?;
-    if !debugfs(&part, false, "ls /ewindow")?.contains("window.toml") {
-        bail!("debugfs could not write window.toml: {out}");
+    // a maintainer's SSH key, as the wizard would have written it
+    let member = dir.join("member.key");
+    let stranger = dir.join("stranger.key");
+    for k in [&member, &stranger] {
+        let st = Command::new("dropbearkey")
+            .args(["-t", "ed25519", "-f"])
+            .arg(k)
+            .output()
+            .context("dropbearkey (apt-get install dropbear-bin)")?;
+        if !st.status.success() {
+            bail!("dropbearkey failed");
+        }
+    }
+    let public = Command::new("dropbearkey")
+        .arg("-y")
+        .arg("-f")
+        .arg(&member)
+        .output()?;
+    let line = String::from_utf8_lossy(&public.stdout)
+        .lines()
+        .find(|l| l.starts_with("ssh-"))
+        .context("no public key from dropbearkey -y")?
+        .to_string();
+    let keys = dir.join("authorized_keys");
+    fs::write(&keys, format!("{line}\n"))?;
+    fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    for (from, to) in [(&local, "window.toml"), (&keys, "authorized_keys")] {
+        let out = debugfs(
+            &part,
+            true,
+            &format!("write {} /ewindow/{to}", from.display()),
+        )?;
+        if !debugfs(&part, false, "ls /ewindow")?.contains(to) {
+            bail!("debugfs could not write {to}: {out}");
+        }
     }
     put_data(&disk, &part)?;
     let mut b = Boot::start(&disk, echo)?;
@@ -446,11 +492,52 @@ pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
     // the phone serves SIP on its overlay address, and stays up
     b.wait_for("window qemu on sip:qemu@[fd77:696e:646f:", limit)?;
     b.collect(Duration::from_secs(5));
-    if let Some((_, l)) = b.log.iter().find(|(_, l)| l.contains("stopped service=")) {
+    if let Some((_, l)) = b
+        .log
+        .iter()
+        .find(|(_, l)| l.contains("stopped service=") || l.contains("exited; restarting"))
+    {
         bail!(
             "a service stopped in the provisioned boot: {l}\n{}",
             b.tail(20)
         );
+    }
+    // the LAN by DHCP, then maintenance over SSH with the member's key only
+    b.wait_for("udhcpc: eth0 10.0.2.15/24 via 10.0.2.2", limit)?;
+    let status = ssh(b.ssh_port, &member, "ewindowctl status --json")
+        .context("ewindowctl status over SSH with the authorized key")?;
+    let v: serde_json::Value = serde_json::from_str(&status)
+        .with_context(|| format!("ewindowctl status --json printed {status}"))?;
+    let services = v["services"]
+        .as_array()
+        .context("no services in the status")?;
+    let not_running: Vec<String> = services
+        .iter()
+        .filter(|s| s["state"] != "running")
+        .map(|s| format!("{} {}", s["name"], s["state"]))
+        .collect();
+    if services.len() != 7 || !not_running.is_empty() {
+        bail!(
+            "ewindowctl status over SSH: {} services, not running: {not_running:?}",
+            services.len()
+        );
+    }
+    let sys = &v["system"];
+    let failed: Vec<&serde_json::Value> = sys["modules"]
+        .as_array()
+        .context("no modules in the status")?
+        .iter()
+        .filter(|m| m["state"] == "failed")
+        .collect();
+    if !failed.is_empty() || sys["data"]["state"] != "mounted" || sys["watchdog"].is_null() {
+        bail!(
+            "the boot duties over SSH: modules failed {failed:?}, data {}, watchdog {}",
+            sys["data"],
+            sys["watchdog"]
+        );
+    }
+    if ssh(b.ssh_port, &stranger, "true").is_ok() {
+        bail!("SSH let in a key that is not in authorized_keys");
     }
     b.ctrl_alt_del(Duration::from_secs(60))?;
     b.wait_for("shutdown complete: no process left", Duration::from_secs(1))?;
@@ -466,6 +553,28 @@ pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
         up_uptime_s: uptime,
         init_wall_s: t_init,
     })
+}
+
+/// Runs `command` on the guest over SSH (dropbear's client; the guest's host key is made on
+/// the device, so it cannot be known beforehand: not checked); its stdout.
+fn ssh(port: u16, key: &Path, command: &str) -> Result<String> {
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg("dbclient")
+        .args(["-y", "-y", "-i"])
+        .arg(key)
+        .args(["-p", &port.to_string(), "root@127.0.0.1", command])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("running dbclient")?;
+    if !out.status.success() {
+        bail!(
+            "ssh exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The floor's boot: QEMU start → the busybox `/init` line, and the uptime it printed.

@@ -70,11 +70,15 @@ impl Cache {
         if let Some(p) = find() {
             return Ok(p);
         }
+        // Downloaded into a directory of its own, then renamed into the cache: a build
+        // running beside this one never sees a half-written .deb.
+        let tmp = debs.join(format!(".download-{}", unique()));
+        fs::create_dir_all(&tmp)?;
         let run = || -> Result<bool> {
             let out = Command::new("apt-get")
                 .args(["-q", "-o", "APT::Sandbox::User=root", "download"])
                 .arg(format!("{name}:{arch}={version}"))
-                .current_dir(&debs)
+                .current_dir(&tmp)
                 .output()
                 .context("running apt-get download")?;
             if !out.status.success() {
@@ -83,15 +87,22 @@ impl Cache {
             }
             Ok(out.status.success())
         };
-        if !run()? {
+        let ok = run()? || {
             // A fresh machine may not have read the archive's indexes yet.
             let _ = Command::new("apt-get").args(["-q", "update"]).status();
-            if !run()? {
-                bail!(
-                    "apt-get download {name}={version} failed: the archive no longer has this \
-                     version (refresh the lock: cargo xtask image lock) or apt cannot reach it"
-                );
+            run()?
+        };
+        if ok {
+            for e in fs::read_dir(&tmp)?.flatten() {
+                fs::rename(e.path(), debs.join(e.file_name()))?;
             }
+        }
+        let _ = fs::remove_dir_all(&tmp);
+        if !ok {
+            bail!(
+                "apt-get download {name}={version} failed: the archive no longer has this \
+                 version (refresh the lock: cargo xtask image lock) or apt cannot reach it"
+            );
         }
         find().with_context(|| format!("apt-get download {name}={version} wrote no .deb"))
     }
@@ -132,8 +143,7 @@ impl Cache {
         if dir.is_dir() {
             return Ok(dir);
         }
-        let tmp = dir.with_extension("partial");
-        let _ = fs::remove_dir_all(&tmp);
+        let tmp = dir.with_extension(format!("partial-{}", unique()));
         fs::create_dir_all(&tmp)?;
         let st = Command::new("dpkg-deb")
             .arg("-x")
@@ -144,9 +154,23 @@ impl Cache {
         if !st.success() {
             bail!("dpkg-deb -x {} failed ({st})", deb.display());
         }
-        fs::rename(&tmp, &dir)?;
+        if fs::rename(&tmp, &dir).is_err() && dir.is_dir() {
+            // another build unpacked it first
+            let _ = fs::remove_dir_all(&tmp);
+        }
         Ok(dir)
     }
+}
+
+/// A name no other download or unpack of this or another process uses.
+fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The file name `apt-get download` writes (`:` of an epoch escaped as `%3a`).

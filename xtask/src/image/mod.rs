@@ -86,8 +86,9 @@ pub fn run(args: ImageArgs) -> Result<()> {
     match args.cmd {
         Some(ImageCmd::Lock) => rootfs::lock(&repo, &target),
         None => {
-            // one build: binaries + 7 steps; a check: binaries, two builds of 7, comparison
-            let mut steps = Steps::new(if args.check_reproducible { 2 } else { 8 });
+            // one build: binaries + 7 steps; a check: binaries, the downloads, two builds of
+            // 7, the comparison
+            let mut steps = Steps::new(if args.check_reproducible { 3 } else { 8 });
             let bins = steps.run("our release binaries", || {
                 our_binaries(&repo, &target, !args.no_cargo)
             })?;
@@ -97,7 +98,15 @@ pub fn run(args: ImageArgs) -> Result<()> {
                 return Ok(());
             }
             // Two builds side by side (one core each), in two directories, from the same
-            // inputs: the lock's packages and our binaries.
+            // inputs: the lock's packages (downloaded once, here) and our binaries.
+            steps.run("downloading the lock's packages", || {
+                let lock = read_lock(&repo, &target)?;
+                let cache = debs::Cache::new(repo.join("target/image/cache"));
+                for (name, pin) in &lock.packages {
+                    cache.get(name, &pin.version, &target.arch, Some(&pin.sha256))?;
+                }
+                Ok(())
+            })?;
             let other = repo.join("target/image/check").join(&target.name);
             let (a, b) = std::thread::scope(|s| {
                 let a = s.spawn(|| {
@@ -233,6 +242,19 @@ fn our_binaries(repo: &Path, target: &Target, build: bool) -> Result<BTreeMap<St
     Ok(out)
 }
 
+/// The target's lock file.
+fn read_lock(repo: &Path, target: &Target) -> Result<lock::Lock> {
+    let path = target.lock_path(repo);
+    let text = fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (make it: cargo xtask image lock --target {})",
+            path.display(),
+            target.name
+        )
+    })?;
+    lock::Lock::parse(&text).with_context(|| format!("in {}", path.display()))
+}
+
 /// One build of the image into `out`.
 fn build(
     repo: &Path,
@@ -251,15 +273,7 @@ fn build(
     let cache = debs::Cache::new(repo.join("target/image/cache"));
 
     let lock = steps.run("packages (apt-get download, sha256, dpkg-deb -x)", || {
-        let path = target.lock_path(repo);
-        let text = fs::read_to_string(&path).with_context(|| {
-            format!(
-                "reading {} (make it: cargo xtask image lock --target {})",
-                path.display(),
-                target.name
-            )
-        })?;
-        let lock = lock::Lock::parse(&text).with_context(|| format!("in {}", path.display()))?;
+        let lock = read_lock(repo, target)?;
         let mut got = BTreeMap::new();
         for (k, (name, pin)) in lock.packages.iter().enumerate() {
             if tag.is_empty() && (k % 25 == 0 || k + 1 == lock.packages.len()) {
@@ -422,7 +436,7 @@ pub fn build_floor(repo: &Path, target: &Target) -> Result<PathBuf> {
     let work = out.join("work");
     let _ = fs::remove_dir_all(&out);
     fs::create_dir_all(&work)?;
-    let lock = lock::Lock::parse(&fs::read_to_string(target.lock_path(repo))?)?;
+    let lock = read_lock(repo, target)?;
     let cache = debs::Cache::new(repo.join("target/image/cache"));
     let get = |name: &str| -> Result<debs::Unpacked> {
         let pin = lock

@@ -234,7 +234,12 @@ pub fn tree(
         ("etc/os-release", "../usr/lib/os-release"),
         // SSH: the keys and the host key live on /data, made on the device
         ("root/.ssh/authorized_keys", "/data/ewindow/authorized_keys"),
-        ("etc/dropbear", "/data/ewindow/dropbear"),
+        // dropbear's host key beside the identity key (the directory the overlay makes)
+        ("etc/dropbear", "/data/ewindow"),
+        // OpenNTPD's privilege-separation home and state, made by the `time` service
+        ("var/lib/openntpd", "/run/openntpd"),
+        // OpenNTPD's privilege-separation home and state, made by the `time` service
+        ("var/lib/openntpd", "/run/openntpd"),
     ] {
         t.add(link, Node::Link(to.into()));
     }
@@ -309,12 +314,29 @@ fn etc_files(commit: &str) -> Vec<(&'static str, u32, String)> {
         (
             "etc/passwd",
             0o644,
-            "root:x:0:0:root:/root:/bin/sh\n".into(),
+            "root:x:0:0:root:/root:/bin/sh\n\
+             ntpd:x:101:101:OpenNTPD privilege separation:/var/lib/openntpd:/bin/false\n"
+                .into(),
         ),
-        ("etc/group", 0o644, "root:x:0:\n".into()),
+        ("etc/group", 0o644, "root:x:0:\nntpd:x:101:\n".into()),
         // no password can log in: SSH keys only
-        ("etc/shadow", 0o600, "root:*:0:0:99999:7:::\n".into()),
+        (
+            "etc/shadow",
+            0o600,
+            "root:*:0:0:99999:7:::\nntpd:*:0:0:99999:7:::\n".into(),
+        ),
         ("etc/shells", 0o644, "/bin/sh\n".into()),
+        // what getservbyname/getprotobyname look up (OpenNTPD: "ntp"); netbase is bigger
+        (
+            "etc/services",
+            0o644,
+            "ssh 22/tcp\nntp 123/udp\nsip 5060/tcp\nsip 5060/udp\n".into(),
+        ),
+        (
+            "etc/protocols",
+            0o644,
+            "ip 0 IP\nicmp 1 ICMP\ntcp 6 TCP\nudp 17 UDP\nipv6-icmp 58 IPv6-ICMP\n".into(),
+        ),
         ("etc/hostname", 0o644, "ewindow\n".into()),
         (
             "etc/hosts",
