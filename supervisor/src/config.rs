@@ -25,6 +25,7 @@
 //! [system]                  # optional; what init does before the first service (at boot only)
 //! modules = ["wireguard"]   # kernel modules to load, with their dependencies (modules.dep)
 //! modules_dir = "/lib/modules"   # default; the running kernel's release is appended
+//! read_only_root = false    # remount / read-only after /data is mounted (PID 1 only)
 //!
 //! [system.data]             # the data partition: fsck, then mount (read-only if fsck fails)
 //! device = "PARTLABEL=ewindow-data"   # or a path; PARTLABEL= finds the GPT partition by
@@ -119,6 +120,9 @@ pub struct System {
     pub clock: Option<ClockFile>,
     /// The hardware watchdog, when configured (and present).
     pub watchdog: Option<WatchdogConf>,
+    /// Remount `/` read-only once /data is mounted (an image whose root is the initramfs:
+    /// /run and /tmp are tmpfs, everything else writable lives on /data).
+    pub read_only_root: bool,
 }
 
 /// `[system.data]`: the persistent partition.
@@ -249,6 +253,8 @@ struct RawSystem {
     data: Option<RawData>,
     clock: Option<RawClock>,
     watchdog: Option<RawWatchdog>,
+    #[serde(default)]
+    read_only_root: bool,
 }
 
 #[derive(Deserialize)]
@@ -556,6 +562,7 @@ fn parse_system(sys: RawSystem) -> Result<System, Fault> {
         data,
         clock,
         watchdog,
+        read_only_root: sys.read_only_root,
     })
 }
 
@@ -886,6 +893,7 @@ restart = "never"
         let data = c.system.data.unwrap();
         assert!(data.mkfs_if_blank);
         assert_eq!(data.device, Path::new("PARTLABEL=ewindow-data"));
+        assert!(c.system.read_only_root);
     }
 
     #[test]

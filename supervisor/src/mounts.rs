@@ -75,6 +75,7 @@ pub fn early_mounts() -> Vec<Mount> {
 /// Mounts [`early_mounts`], skipping targets that are already mount points; returns one
 /// message per failure.
 pub fn mount_early() -> Vec<String> {
+    EARLY_MOUNTS.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut failures = Vec::new();
     for m in early_mounts() {
         let target = Path::new(m.target);
@@ -91,6 +92,16 @@ pub fn mount_early() -> Vec<String> {
         }
     }
     failures
+}
+
+static EARLY_MOUNTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this init did its early mounts and /run and /tmp are mounted: then `/` may be
+/// made read-only without taking the writable places away.
+pub fn early_mounts_done() -> bool {
+    EARLY_MOUNTS.load(std::sync::atomic::Ordering::Relaxed)
+        && is_mount_point(Path::new("/run"))
+        && is_mount_point(Path::new("/tmp"))
 }
 
 /// Remounts `/` read-only before a reboot (a real PID 1 only).

@@ -1328,6 +1328,18 @@ fn boot_duties(sys: &config::System, set_clock: bool) -> Boot {
         }
         status.data = Some(st);
     }
+    if sys.read_only_root {
+        // Only where init mounted /run and /tmp itself (an image's PID 1): never the root
+        // of a test's namespace or of a host.
+        if crate::mounts::early_mounts_done() {
+            match crate::mounts::remount_root_readonly() {
+                Ok(()) => info!("root filesystem remounted read-only"),
+                Err(e) => error!("remounting / read-only: {e}"),
+            }
+        } else {
+            info!("read_only_root: / left as it is (init did not mount /run and /tmp)");
+        }
+    }
     let now = Instant::now();
     let clock = sys.clock.as_ref().map(|c| {
         let mut st = ClockStatus {

@@ -80,9 +80,10 @@ pub const IMAGE: &[&str] = &[
     "kmod",
     "bmap-tools",
     "e2fsprogs",
-    // booting it: QEMU with UEFI firmware
+    // booting it: QEMU with UEFI firmware; the boot test's SSH client and keys
     "qemu-system-x86",
     "ovmf",
+    "dropbear-bin",
 ];
 
 fn installed(pkg: &str) -> bool {

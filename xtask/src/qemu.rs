@@ -79,8 +79,16 @@ pub fn interactive(target: &str, image: Option<PathBuf>, headless: bool) -> Resu
             img.display()
         );
     }
-    let headless = headless
-        || (std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none());
+    let display =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    // Debian ships QEMU's windows apart, in qemu-system-gui
+    let gui = Path::new("/usr/lib/x86_64-linux-gnu/qemu/ui-gtk.so").exists();
+    if display && !headless && !gui {
+        eprintln!(
+            "xtask: no window for the screen: apt-get install qemu-system-gui (serial only now)"
+        );
+    }
+    let headless = headless || !display || !gui;
     let vars = img.with_extension("vars.fd");
     let mut c = command(&img, &vars, None, false, 2222)?;
     if headless {
@@ -190,13 +198,19 @@ impl Boot {
     pub fn ctrl_alt_del(&mut self, timeout: Duration) -> Result<()> {
         let mut m = UnixStream::connect(&self.monitor).context("QEMU's monitor socket")?;
         m.write_all(b"sendkey ctrl-alt-delete\n")?;
+        self.wait_exit(timeout)
+    }
+
+    /// Waits for QEMU to exit by itself (the guest powered off or rebooted), reading the
+    /// serial lines meanwhile; kills it after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 let _ = self.run.child.kill();
                 bail!(
-                    "QEMU still running {timeout:?} after Ctrl-Alt-Del; last lines:\n{}",
+                    "QEMU still running {timeout:?} after the shutdown request; last lines:\n{}",
                     self.tail(15)
                 );
             }
@@ -379,9 +393,11 @@ pub fn all_up_uptime(line: &str) -> Option<f64> {
 ///    overlay makes the identity key, the console shows the set-up wizard (on the serial line
 ///    too), the services that need no provisioning run; Ctrl-Alt-Del → orderly shutdown;
 ///    the data partition is fsck-clean and holds the key (0600) and the saved clock.
-/// 2. provisioned (a window.toml naming this window's key and a peer's, written into the data
-///    partition): every service up — the overlay with the kernel's WireGuard, the phone in
-///    window mode; Ctrl-Alt-Del; fsck-clean again.
+/// 2. provisioned (a window.toml naming this window's key and a peer's, and an
+///    authorized_keys, written into the data partition): every service up — the LAN by DHCP,
+///    the overlay on the kernel's WireGuard, the phone in window mode, the watchdog armed;
+///    `ewindowctl status` over SSH with the member's key (a stranger's key refused); then
+///    `ewindowctl poweroff` over SSH; fsck-clean again.
 pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
     let dir = crate::root().join("target/image/boot-test");
     let disk = fresh_copy(target, &dir)?;
@@ -539,8 +555,12 @@ pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
     if ssh(b.ssh_port, &stranger, "true").is_ok() {
         bail!("SSH let in a key that is not in authorized_keys");
     }
-    b.ctrl_alt_del(Duration::from_secs(60))?;
+    // power off the way a maintainer does: ewindowctl over SSH (the connection ends with
+    // the sshd service, so its result is not the verdict: the guest's power-down is)
+    let _ = ssh(b.ssh_port, &member, "ewindowctl poweroff");
+    b.wait_exit(Duration::from_secs(60))?;
     b.wait_for("shutdown complete: no process left", Duration::from_secs(1))?;
+    b.wait_for("reboot: Power down", Duration::from_secs(1))?;
     drop(b);
     extract_data(&disk, &part)?;
     fsck_clean(&part).context("after the second boot")?;

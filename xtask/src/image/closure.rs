@@ -19,7 +19,9 @@ pub struct ElfDeps {
     pub interpreter: Option<String>,
     /// `DT_NEEDED` sonames.
     pub needed: Vec<String>,
-    /// `DT_RUNPATH` or `DT_RPATH` directories, as written.
+    /// `DT_RUNPATH` directories, or `DT_RPATH` ones when there is no `DT_RUNPATH` (glibc
+    /// ignores RPATH then), as written. (An executable's RPATH also applies to its libraries'
+    /// lookups in glibc; no package of the image uses RPATH, so that is not modelled.)
     pub runpath: Vec<String>,
 }
 
@@ -39,6 +41,7 @@ pub fn elf_deps(data: &[u8]) -> Result<Option<ElfDeps>> {
         }
     }
     let sections = header.sections(endian, data)?;
+    let (mut runpath, mut rpath) = (Vec::new(), Vec::new());
     if let Some((dynamic, index)) = sections.dynamic(endian, data)? {
         // `index` is the string table the dynamic section links to
         let strings = sections.strings(endian, data, index)?;
@@ -48,18 +51,21 @@ pub fn elf_deps(data: &[u8]) -> Result<Option<ElfDeps>> {
                 let s = d.string(endian, strings).context("a bad dynamic string")?;
                 Ok(String::from_utf8_lossy(s).into_owned())
             };
+            let dirs = |s: String| -> Vec<String> {
+                s.split(':')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            };
             match tag {
                 elf::DT_NEEDED => deps.needed.push(string()?),
-                elf::DT_RUNPATH | elf::DT_RPATH => deps.runpath.extend(
-                    string()?
-                        .split(':')
-                        .filter(|s| !s.is_empty())
-                        .map(String::from),
-                ),
+                elf::DT_RUNPATH => runpath.extend(dirs(string()?)),
+                elf::DT_RPATH => rpath.extend(dirs(string()?)),
                 _ => {}
             }
         }
     }
+    deps.runpath = if runpath.is_empty() { rpath } else { runpath };
     Ok(Some(deps))
 }
 
@@ -80,24 +86,32 @@ pub fn closure(
     triplet: &str,
 ) -> Result<Closure> {
     let mut out = Closure::default();
-    let mut work: Vec<String> = roots.iter().rev().cloned().collect();
+    // (path, what needed it)
+    let mut work: Vec<(String, String)> = roots
+        .iter()
+        .rev()
+        .map(|r| (r.clone(), "a root of the target".to_string()))
+        .collect();
     let libdirs = [format!("usr/lib/{triplet}"), "usr/lib".to_string()];
-    while let Some(p) = work.pop() {
+    while let Some((p, by)) = work.pop() {
         if out.selected.contains(&p) {
             continue;
         }
         let Some(e) = index.get(&p) else {
-            bail!("{p} is in no package of the set");
+            bail!("{p} (needed by {by}) is in no package of the set");
         };
         out.selected.insert(p.clone());
         let dir = p.rsplit_once('/').map_or("", |(d, _)| d);
         match &e.kind {
             Kind::Link(target) => {
-                work.push(if target.starts_with('/') {
-                    canonical(target)
-                } else {
-                    canonical(&format!("{dir}/{target}"))
-                });
+                work.push((
+                    if target.starts_with('/') {
+                        canonical(target)
+                    } else {
+                        canonical(&format!("{dir}/{target}"))
+                    },
+                    format!("the link /{p}"),
+                ));
             }
             Kind::File => {
                 let data = std::fs::read(&e.source)
@@ -107,7 +121,7 @@ pub fn closure(
                 if let Some(interp) = deps.interpreter {
                     let c = canonical(&interp);
                     if index.contains_key(&c) {
-                        work.push(c);
+                        work.push((c, format!("/{p}")));
                     } else {
                         out.unresolved
                             .entry(interp)
@@ -129,7 +143,7 @@ pub fn closure(
                         .map(|d| canonical(&format!("{d}/{so}")))
                         .find(|c| index.contains_key(c));
                     match found {
-                        Some(c) => work.push(c),
+                        Some(c) => work.push((c, format!("/{p}"))),
                         None => {
                             out.unresolved
                                 .entry(so)

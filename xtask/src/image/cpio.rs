@@ -49,24 +49,35 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// Adds `node` at `path`, and its missing parent directories (0755).
-    pub fn add(&mut self, path: &str, node: Node) {
-        let mut parent = String::new();
-        for comp in path
-            .split('/')
-            .collect::<Vec<_>>()
-            .split_last()
-            .map_or(&[][..], |(_, p)| p)
+    /// Adds `node` at `path` (replacing what was there), and its missing parent directories
+    /// (0755). A parent that is a file or a link is an error: the kernel would put the child
+    /// somewhere else, or nowhere.
+    pub fn add(&mut self, path: &str, node: Node) -> Result<(), String> {
+        let comps: Vec<&str> = path.split('/').collect();
+        if comps
+            .iter()
+            .any(|c| c.is_empty() || *c == "." || *c == "..")
         {
+            return Err(format!("`{path}` is not a plain relative path"));
+        }
+        let mut parent = String::new();
+        for comp in &comps[..comps.len() - 1] {
             if !parent.is_empty() {
                 parent.push('/');
             }
             parent.push_str(comp);
-            self.nodes
+            let p = self
+                .nodes
                 .entry(parent.clone())
                 .or_insert(Node::Dir { mode: 0o755 });
+            if !matches!(p, Node::Dir { .. }) {
+                return Err(format!(
+                    "cannot put {path} under {parent}, which is not a directory"
+                ));
+            }
         }
         self.nodes.insert(path.to_string(), node);
+        Ok(())
     }
 
     /// Whether `path` is in the tree.
@@ -190,15 +201,17 @@ mod tests {
                 mode: 0o755,
                 data: b"hi\n".to_vec(),
             },
-        );
-        t.add("bin", Node::Link("usr/bin".into()));
+        )
+        .unwrap();
+        t.add("bin", Node::Link("usr/bin".into())).unwrap();
         t.add(
             "etc/motd",
             Node::Data {
                 mode: 0o644,
                 data: b"12345".to_vec(),
             },
-        );
+        )
+        .unwrap();
         t.add(
             "dev/console",
             Node::CharDev {
@@ -206,8 +219,17 @@ mod tests {
                 major: 5,
                 minor: 1,
             },
-        );
+        )
+        .unwrap();
         assert!(t.contains("usr") && t.contains("usr/bin"));
+        let link = || Node::Link("y".into());
+        assert!(t
+            .add("bin/x", link())
+            .unwrap_err()
+            .contains("not a directory"));
+        assert!(t.add("etc/motd/x", link()).is_err());
+        assert!(t.add("../x", link()).is_err() && t.add("/x", link()).is_err());
+        assert!(t.add("", link()).is_err());
         let mut a = Vec::new();
         let n = t.write_newc(&mut a, 1_700_000_000).unwrap();
         assert_eq!(n as usize, a.len());

@@ -76,6 +76,7 @@ impl Cache {
         fs::create_dir_all(&tmp)?;
         let run = || -> Result<bool> {
             let out = Command::new("apt-get")
+                .env("LC_ALL", "C")
                 .args(["-q", "-o", "APT::Sandbox::User=root", "download"])
                 .arg(format!("{name}:{arch}={version}"))
                 .current_dir(&tmp)
@@ -196,8 +197,12 @@ pub fn hex(bytes: &[u8]) -> String {
 pub fn index_package(index: &mut BTreeMap<String, Entry>, u: &Unpacked) -> Result<()> {
     let mut stack = vec![u.root.clone()];
     while let Some(dir) = stack.pop() {
-        for e in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-            let e = e?;
+        let mut entries = fs::read_dir(&dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .collect::<std::io::Result<Vec<_>>>()?;
+        // sorted: when a package ships both /bin/x and /usr/bin/x, the same one wins everywhere
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
             let path = e.path();
             let ft = e.file_type()?;
             let rel = path
@@ -228,6 +233,7 @@ pub fn index_package(index: &mut BTreeMap<String, Entry>, u: &Unpacked) -> Resul
 /// The candidate version apt would download (`apt-cache policy`), if any.
 pub fn candidate(name: &str, arch: &str) -> Result<Option<String>> {
     let out = Command::new("apt-cache")
+        .env("LC_ALL", "C")
         .args(["policy", &format!("{name}:{arch}")])
         .output()
         .context("running apt-cache policy")?;

@@ -66,8 +66,11 @@ pub fn make(d: &Disk, files: &[(&str, &Path)], epoch: u64, work: &Path, img: &Pa
     let _ = fs::remove_file(&esp);
     tool(
         Command::new("mkfs.vfat")
+            // FAT32: some PC firmware boots only from a FAT32 ESP
             .args([
                 "--invariant",
+                "-F",
+                "32",
                 "-i",
                 &d.esp_volume_id,
                 "-n",
@@ -92,13 +95,14 @@ pub fn make(d: &Disk, files: &[(&str, &Path)], epoch: u64, work: &Path, img: &Pa
             }
         }
     }
-    // mtools stamps directories with the time it runs: freeze it (mtools reads
-    // SOURCE_DATE_EPOCH since 4.0.33; bookworm has 4.0.33).
+    // mtools stamps directories with the time it runs: SOURCE_DATE_EPOCH freezes it; FAT
+    // times are local times, so the time zone is fixed too.
     for dir in &dirs {
         tool(
             Command::new("mmd")
                 .env("MTOOLS_SKIP_CHECK", "1")
                 .env("SOURCE_DATE_EPOCH", epoch.to_string())
+                .env("TZ", "UTC")
                 .arg("-i")
                 .arg(&esp)
                 .arg(format!("::{dir}")),
@@ -110,6 +114,7 @@ pub fn make(d: &Disk, files: &[(&str, &Path)], epoch: u64, work: &Path, img: &Pa
             Command::new("mcopy")
                 .env("MTOOLS_SKIP_CHECK", "1")
                 .env("SOURCE_DATE_EPOCH", epoch.to_string())
+                .env("TZ", "UTC")
                 .args(["-m", "-i"])
                 .arg(&esp)
                 .arg(src)

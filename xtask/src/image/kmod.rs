@@ -20,6 +20,12 @@ fn name_of(path: &str) -> String {
 
 /// The `depends=` of a module's `.modinfo` section.
 pub fn depends(ko: &[u8]) -> Result<Vec<String>> {
+    if ko.starts_with(b"\xfd7zXZ")
+        || ko.starts_with(b"\x28\xb5\x2f\xfd")
+        || ko.starts_with(b"\x1f\x8b")
+    {
+        bail!("a compressed module (.ko.xz/.ko.zst/.ko.gz): not supported yet, the kernel package ships them uncompressed in Debian 12");
+    }
     let file = object::File::parse(ko)?;
     let Some(section) = file.section_by_name(".modinfo") else {
         return Ok(Vec::new());

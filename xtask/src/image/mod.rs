@@ -198,16 +198,35 @@ pub fn source_date_epoch(repo: &Path) -> Result<u64> {
         .context("no commit time from git log (set SOURCE_DATE_EPOCH)")
 }
 
-/// The commit the image is built from (`-dirty` when the tree has changes).
+/// The commit the image is built from (`-dirty` when the tree has changes); the same with or
+/// without tags in the clone.
 pub fn commit(repo: &Path) -> String {
-    Command::new("git")
-        .args(["describe", "--always", "--dirty", "--abbrev=12"])
-        .current_dir(repo)
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(repo)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(head) = git(&["rev-parse", "--short=12", "HEAD"]) else {
+        return "unknown".into();
+    };
+    match git(&["status", "--porcelain", "--untracked-files=no"]) {
+        Some(s) if s.is_empty() => head,
+        _ => format!("{head}-dirty"),
+    }
+}
+
+/// `rustc -V`, for the manifest.
+fn rustc_version() -> String {
+    Command::new("rustc")
+        .arg("-V")
         .output()
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".into())
+        .unwrap_or_default()
 }
 
 /// Builds the release binaries and strips them into `target/image/bin/`.
@@ -217,7 +236,16 @@ fn our_binaries(repo: &Path, target: &Target, build: bool) -> Result<BTreeMap<St
         for b in &target.binaries {
             args.extend(["--bin", b.as_str()]);
         }
-        crate::cargo(&args)?;
+        // The paths compiled into the binaries (panic locations) are the same wherever the
+        // repository and the cargo registry are.
+        let home = std::env::var("HOME").unwrap_or_default();
+        let cargo_home = std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{home}/.cargo"));
+        let flags = [
+            format!("--remap-path-prefix={}=/ewindow", repo.display()),
+            format!("--remap-path-prefix={cargo_home}=/cargo"),
+        ]
+        .join("\u{1f}");
+        crate::cargo_env(&args, &[("CARGO_ENCODED_RUSTFLAGS", flags.as_str())])?;
     }
     let dir = repo.join("target/image/bin");
     fs::create_dir_all(&dir)?;
@@ -353,7 +381,10 @@ fn build(
             epoch,
             &modules.release,
         )?;
-        let report = rootfs::sizes_report(&set, &stats, sizes)?;
+        let vmlinuz = kernel
+            .root
+            .join(format!("boot/vmlinuz-{}", modules.release));
+        let report = rootfs::sizes_report(&set, &stats, &modules, &vmlinuz, sizes)?;
         fs::write(out.join("sizes.txt"), report)?;
         fs::remove_dir_all(&work)?;
         if tag.is_empty() {
@@ -400,8 +431,10 @@ fn outputs(
     let in_image: BTreeSet<&String> = set.packages().collect();
     let mut m = format!(
         "ewindow {} commit {commit} SOURCE_DATE_EPOCH {epoch} kernel {release}\n\
+         # our binaries built by {}\n\
          # Debian packages in the image (files of their ELF closure), then build inputs (+)\n",
-        target.name
+        target.name,
+        rustc_version()
     );
     for p in &in_image {
         if let Some(u) = pkgs.get(*p) {
@@ -448,11 +481,7 @@ pub fn build_floor(repo: &Path, target: &Target) -> Result<PathBuf> {
     let kernel = get(&lock.kernel)?;
     let busybox = get("busybox-static")?;
     let stub = get(&target.efi_stub.package)?;
-    let release = fs::read_dir(kernel.root.join("lib/modules"))?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .next()
-        .context("no kernel release")?;
+    let release = rootfs::kernel_release(&kernel)?;
     let mut t = cpio::Tree::default();
     t.add(
         "bin/busybox",
@@ -460,8 +489,10 @@ pub fn build_floor(repo: &Path, target: &Target) -> Result<PathBuf> {
             mode: 0o755,
             source: busybox.root.join("bin/busybox"),
         },
-    );
-    t.add("proc", cpio::Node::Dir { mode: 0o755 });
+    )
+    .map_err(anyhow::Error::msg)?;
+    t.add("proc", cpio::Node::Dir { mode: 0o755 })
+        .map_err(anyhow::Error::msg)?;
     t.add(
         "dev/console",
         cpio::Node::CharDev {
@@ -469,7 +500,8 @@ pub fn build_floor(repo: &Path, target: &Target) -> Result<PathBuf> {
             major: 5,
             minor: 1,
         },
-    );
+    )
+    .map_err(anyhow::Error::msg)?;
     t.add(
         "init",
         cpio::Node::Data {
@@ -481,7 +513,7 @@ pub fn build_floor(repo: &Path, target: &Target) -> Result<PathBuf> {
 "
                 .to_vec(),
         },
-    );
+    ).map_err(anyhow::Error::msg)?;
     let initrd = work.join("initrd.cpio.zst");
     rootfs::write_initramfs(&t, epoch as u32, &work, &initrd)?;
     let cmdline = work.join("cmdline.txt");

@@ -130,19 +130,7 @@ pub struct Modules {
 /// `work/modules/lib/modules/<release>` and runs `depmod` there.
 pub fn modules(repo: &Path, target: &Target, kernel: &Unpacked, work: &Path) -> Result<Modules> {
     let kroot = kernel.root.join("lib/modules");
-    let mut releases: Vec<String> = fs::read_dir(&kroot)
-        .with_context(|| format!("{} has no lib/modules", kernel.name))?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    releases.sort();
-    let [release] = releases.as_slice() else {
-        bail!(
-            "{} ships {} kernel releases, not one",
-            kernel.name,
-            releases.len()
-        );
-    };
+    let release = &kernel_release(kernel)?;
     let services = repo.join(&target.services);
     let text =
         fs::read_to_string(&services).with_context(|| format!("reading {}", services.display()))?;
@@ -176,7 +164,17 @@ pub fn modules(repo: &Path, target: &Target, kernel: &Unpacked, work: &Path) -> 
     ] {
         fs::copy(kdir.join(f), dir.join(f)).with_context(|| format!("copying {f}"))?;
     }
-    tool(Command::new("depmod").arg("-b").arg(&base).arg(release))?;
+    // -C: an empty configuration, not the build machine's /etc/depmod.d
+    let conf = work.join("depmod.d");
+    fs::create_dir_all(&conf)?;
+    tool(
+        Command::new("depmod")
+            .arg("-C")
+            .arg(&conf)
+            .arg("-b")
+            .arg(&base)
+            .arg(release),
+    )?;
     eprintln!(
         "  {} modules for the {} in the services file",
         chosen.len(),
@@ -188,6 +186,24 @@ pub fn modules(repo: &Path, target: &Target, kernel: &Unpacked, work: &Path) -> 
     })
 }
 
+/// The one kernel release (`6.1.0-56-amd64`) a kernel package ships modules for.
+pub fn kernel_release(kernel: &Unpacked) -> Result<String> {
+    let mut releases: Vec<String> = fs::read_dir(kernel.root.join("lib/modules"))
+        .with_context(|| format!("{} has no lib/modules", kernel.name))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    releases.sort();
+    match releases.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => bail!(
+            "{} ships {} kernel releases, not one",
+            kernel.name,
+            releases.len()
+        ),
+    }
+}
+
 /// `/usr/lib/os-release`.
 pub fn os_release(commit: &str) -> String {
     format!(
@@ -196,12 +212,15 @@ pub fn os_release(commit: &str) -> String {
     )
 }
 
+/// The mode a file or directory gets in the image: 0755 for directories and anything
+/// executable, 0644 otherwise — never the build machine's umask or checkout modes.
 fn mode_of(path: &Path) -> Result<u32> {
-    Ok(fs::symlink_metadata(path)
-        .with_context(|| format!("{}", path.display()))?
-        .permissions()
-        .mode()
-        & 0o7777)
+    let m = fs::symlink_metadata(path).with_context(|| format!("{}", path.display()))?;
+    Ok(if m.is_dir() || m.permissions().mode() & 0o111 != 0 {
+        0o755
+    } else {
+        0o644
+    })
 }
 
 /// The whole root filesystem.
@@ -216,11 +235,15 @@ pub fn tree(
     for d in [
         "dev", "proc", "sys", "run", "data", "mnt", "etc", "usr/bin", "usr/sbin", "usr/lib",
     ] {
-        t.add(d, Node::Dir { mode: 0o755 });
+        t.add(d, Node::Dir { mode: 0o755 })
+            .map_err(anyhow::Error::msg)?;
     }
-    t.add("tmp", Node::Dir { mode: 0o1777 });
-    t.add("root", Node::Dir { mode: 0o700 });
-    t.add("root/.ssh", Node::Dir { mode: 0o700 });
+    t.add("tmp", Node::Dir { mode: 0o1777 })
+        .map_err(anyhow::Error::msg)?;
+    t.add("root", Node::Dir { mode: 0o700 })
+        .map_err(anyhow::Error::msg)?;
+    t.add("root/.ssh", Node::Dir { mode: 0o700 })
+        .map_err(anyhow::Error::msg)?;
     for (link, to) in [
         ("bin", "usr/bin"),
         ("sbin", "usr/sbin"),
@@ -238,10 +261,9 @@ pub fn tree(
         ("etc/dropbear", "/data/ewindow"),
         // OpenNTPD's privilege-separation home and state, made by the `time` service
         ("var/lib/openntpd", "/run/openntpd"),
-        // OpenNTPD's privilege-separation home and state, made by the `time` service
-        ("var/lib/openntpd", "/run/openntpd"),
     ] {
-        t.add(link, Node::Link(to.into()));
+        t.add(link, Node::Link(to.into()))
+            .map_err(anyhow::Error::msg)?;
     }
     // the kernel opens /dev/console before /init runs and before devtmpfs is mounted
     t.add(
@@ -251,7 +273,8 @@ pub fn tree(
             major: 5,
             minor: 1,
         },
-    );
+    )
+    .map_err(anyhow::Error::msg)?;
     for (p, e) in &set.files {
         let node = match &e.kind {
             Kind::Link(to) => Node::Link(to.clone()),
@@ -260,7 +283,7 @@ pub fn tree(
                 source: e.source.clone(),
             },
         };
-        t.add(p, node);
+        t.add(p, node).map_err(anyhow::Error::msg)?;
     }
     // busybox's applets where no package put a program
     let busybox = set
@@ -276,7 +299,8 @@ pub fn tree(
         if a.is_empty() || a == "usr/sbin/init" || a == "linuxrc" || t.contains(&a) {
             continue;
         }
-        t.add(&a, Node::Link("/usr/bin/busybox".into()));
+        t.add(&a, Node::Link("/usr/bin/busybox".into()))
+            .map_err(anyhow::Error::msg)?;
     }
     // the kernel modules
     add_dir(
@@ -304,7 +328,8 @@ pub fn tree(
                 mode,
                 data: text.into_bytes(),
             },
-        );
+        )
+        .map_err(anyhow::Error::msg)?;
     }
     Ok(t)
 }
@@ -323,7 +348,7 @@ fn etc_files(commit: &str) -> Vec<(&'static str, u32, String)> {
         (
             "etc/shadow",
             0o600,
-            "root:*:0:0:99999:7:::\nntpd:*:0:0:99999:7:::\n".into(),
+            "root:*::0:99999:7:::\nntpd:*::0:99999:7:::\n".into(),
         ),
         ("etc/shells", 0o644, "/bin/sh\n".into()),
         // what getservbyname/getprotobyname look up (OpenNTPD: "ntp"); netbase is bigger
@@ -384,13 +409,15 @@ fn add_dir(t: &mut Tree, dir: &Path, prefix: &str) -> Result<()> {
                     Node::Dir {
                         mode: mode_of(&path)?,
                     },
-                );
+                )
+                .map_err(anyhow::Error::msg)?;
                 stack.push(path);
             } else if ft.is_symlink() {
                 t.add(
                     &at,
                     Node::Link(fs::read_link(&path)?.to_string_lossy().into_owned()),
-                );
+                )
+                .map_err(anyhow::Error::msg)?;
             } else {
                 t.add(
                     &at,
@@ -398,7 +425,8 @@ fn add_dir(t: &mut Tree, dir: &Path, prefix: &str) -> Result<()> {
                         mode: mode_of(&path)?,
                         source: path,
                     },
-                );
+                )
+                .map_err(anyhow::Error::msg)?;
             }
         }
     }
@@ -436,15 +464,36 @@ pub fn write_initramfs(t: &Tree, epoch: u32, work: &Path, out: &Path) -> Result<
 
 /// Bytes per package in the root filesystem, biggest first; with `compressed`, also each
 /// package's files compressed alone with zstd -19 (an estimate of its share of the image).
-pub fn sizes_report(set: &Selection, stats: &Stats, compressed: bool) -> Result<String> {
-    let mut by: BTreeMap<&str, Vec<&Path>> = BTreeMap::new();
+pub fn sizes_report(
+    set: &Selection,
+    stats: &Stats,
+    modules: &Modules,
+    kernel: &Path,
+    compressed: bool,
+) -> Result<String> {
+    let mut by: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for e in set.files.values() {
         if e.kind == Kind::File {
-            by.entry(e.package.as_str()).or_default().push(&e.source);
+            by.entry(e.package.clone())
+                .or_default()
+                .push(e.source.clone());
+        }
+    }
+    let mut stack = vec![modules.dir.clone()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d)?.flatten() {
+            if e.file_type()?.is_dir() {
+                stack.push(e.path());
+            } else if e.path().extension().is_some_and(|x| x == "ko") {
+                by.entry("(kernel modules)".into())
+                    .or_default()
+                    .push(e.path());
+            }
         }
     }
     let mut rows = Vec::new();
-    for (pkg, files) in by {
+    for (pkg, mut files) in by {
+        files.sort();
         let mut raw = 0u64;
         let mut all = Vec::new();
         for f in &files {
@@ -458,8 +507,11 @@ pub fn sizes_report(set: &Selection, stats: &Stats, compressed: bool) -> Result<
         rows.push((raw, z, pkg.to_string()));
     }
     rows.sort_by(|a, b| b.cmp(a));
+    let vmlinuz = fs::metadata(kernel)?.len();
     let mut s = format!(
-        "# root filesystem: cpio {} bytes, zstd -19 {} bytes\n# bytes, zstd -19 bytes alone (0: not measured; --sizes), package (ewindow = our binaries; kernel modules not listed)\n",
+        "# kernel (vmlinuz, compressed by Debian): {vmlinuz} bytes\n\
+         # root filesystem: cpio {} bytes, zstd -19 {} bytes\n\
+         # bytes, zstd -19 bytes alone (0: not measured; --sizes), package (ewindow = our binaries)\n",
         stats.cpio, stats.compressed
     );
     for (raw, z, p) in rows {

@@ -11,9 +11,11 @@ use anyhow::{bail, Context, Result};
 use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile64};
 use object::LittleEndian as LE;
 
-/// Where the added sections start, and the alignment: (first free address, alignment).
+/// Where the added sections start, and the alignment: (first free address, alignment). The
+/// address is what objcopy's `--change-section-vma` takes: the image base plus the RVA.
 pub fn layout(stub: &[u8]) -> Result<(u64, u64)> {
     let pe = PeFile64::parse(stub).context("the EFI stub is not a PE32+ file")?;
+    let base = pe.nt_headers().optional_header().image_base();
     let align = u64::from(pe.nt_headers().optional_header().section_alignment());
     let end = pe
         .section_table()
@@ -24,7 +26,7 @@ pub fn layout(stub: &[u8]) -> Result<(u64, u64)> {
     if align == 0 {
         bail!("the EFI stub has no section alignment");
     }
-    Ok((end.div_ceil(align) * align, align))
+    Ok((base + end.div_ceil(align) * align, align))
 }
 
 /// Builds `out` from `stub` and the `(section, file)` pairs, in order.
