@@ -95,7 +95,7 @@ fn run(cli: Cli) -> Result<()> {
             demo::run(duration, &codecs, &transport)
         }
         Cmd::Test { no_image, args } => test(&args, !no_image),
-        Cmd::Deps => debian::ensure(debian::ALL),
+        Cmd::Deps => debian::ensure(&[debian::ALL, debian::IMAGE].concat()),
         Cmd::Image(args) => {
             debian::ensure(debian::IMAGE)?;
             image::run(args)
@@ -114,7 +114,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Bench { what } => {
-            debian::ensure(debian::ALL)?;
+            debian::ensure(&[debian::ALL, debian::IMAGE].concat())?;
             bench::run(what)
         }
     }
@@ -148,7 +148,7 @@ pub fn cargo_env(args: &[&str], env: &[(&str, &str)]) -> Result<()> {
 }
 
 fn test(extra: &[String], with_image: bool) -> Result<()> {
-    debian::ensure(debian::ALL)?;
+    debian::ensure(&[debian::ALL, debian::IMAGE].concat())?;
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
         "clippy",
