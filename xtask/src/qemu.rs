@@ -89,14 +89,38 @@ pub fn interactive(target: &str, image: Option<PathBuf>, headless: bool) -> Resu
         );
     }
     let headless = headless || !display || !gui;
-    let vars = img.with_extension("vars.fd");
-    let mut c = command(&img, &vars, None, false, 2222)?;
+    // Never the built image itself: a boot writes /data (the identity key among it), and the
+    // built image is what gets flashed onto every window. A copy in target/image/qemu-run/
+    // keeps its /data from one run to the next until the image is rebuilt.
+    let run = crate::root().join("target/image/qemu-run").join(target);
+    fs::create_dir_all(&run)?;
+    let disk = run.join("disk.img");
+    let stale = match (fs::metadata(&disk), fs::metadata(&img)) {
+        (Ok(d), Ok(i)) => d.modified()? < i.modified()?,
+        _ => true,
+    };
+    if stale {
+        let st = Command::new("cp")
+            .arg("--sparse=always")
+            .arg(&img)
+            .arg(&disk)
+            .status()?;
+        if !st.success() {
+            bail!("copying {} failed", img.display());
+        }
+        let _ = fs::remove_file(run.join("vars.fd"));
+        eprintln!(
+            "xtask: a fresh copy of {} (blank /data: a first boot)",
+            img.display()
+        );
+    }
+    let mut c = command(&disk, &run.join("vars.fd"), None, false, 2222)?;
     if headless {
         c.args(["-display", "none"]);
     }
     eprintln!(
-        "xtask: booting {} (TCG: about a minute to the console; Ctrl-A X quits, Ctrl-A C the monitor)",
-        img.display()
+        "xtask: booting {} (TCG: about half a minute to the console; Ctrl-A X quits, Ctrl-A C the monitor; ssh -p 2222 root@127.0.0.1)",
+        disk.display()
     );
     let st = c
         .status()
