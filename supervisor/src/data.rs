@@ -73,13 +73,9 @@ pub fn bring_up(d: &DataDisk) -> DataStatus {
     if device != d.device {
         st.device = format!("{} ({})", d.device.display(), device.display());
     }
-    let d = &DataDisk {
-        device,
-        ..d.clone()
-    };
-    let head = match read_head(&d.device) {
+    let head = match read_head(&device) {
         Ok(h) => h,
-        Err(e) => return fail(st, format!("cannot read {}: {e}", d.device.display())),
+        Err(e) => return fail(st, format!("cannot read {}: {e}", device.display())),
     };
     if is_blank(&head) {
         if !d.mkfs_if_blank {
@@ -92,7 +88,7 @@ pub fn bring_up(d: &DataDisk) -> DataStatus {
         match run(
             &format!("mkfs.{}", d.fstype),
             &["-q", "-F", "-L", "ewindow-data"],
-            &d.device,
+            &device,
         ) {
             Ok(0) => st.created = true,
             Ok(c) => return fail(st, format!("mkfs.{} exited with {c}", d.fstype)),
@@ -100,7 +96,7 @@ pub fn bring_up(d: &DataDisk) -> DataStatus {
         }
     }
     let mut flags = FLAGS;
-    match run("e2fsck", &["-p"], &d.device) {
+    match run("e2fsck", &["-p"], &device) {
         Ok(code) => match fsck_verdict(code) {
             FsckVerdict::Clean => {}
             FsckVerdict::Repaired => {
@@ -124,7 +120,7 @@ pub fn bring_up(d: &DataDisk) -> DataStatus {
     }
     let fstype = d.fstype.as_str();
     match mount(
-        Some(&d.device),
+        Some(&device),
         &d.mountpoint,
         Some(fstype),
         flags,
@@ -140,7 +136,7 @@ pub fn bring_up(d: &DataDisk) -> DataStatus {
                 e.desc()
             ));
             if let Err(e2) = mount(
-                Some(&d.device),
+                Some(&device),
                 &d.mountpoint,
                 Some(fstype),
                 flags,

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::image::{copy_range, tool};
 use crate::proc::{self, Running};
 
 const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE.fd";
@@ -100,14 +101,7 @@ pub fn interactive(target: &str, image: Option<PathBuf>, headless: bool) -> Resu
         _ => true,
     };
     if stale {
-        let st = Command::new("cp")
-            .arg("--sparse=always")
-            .arg(&img)
-            .arg(&disk)
-            .status()?;
-        if !st.success() {
-            bail!("copying {} failed", img.display());
-        }
+        sparse_copy(&img, &disk)?;
         let _ = fs::remove_file(run.join("vars.fd"));
         eprintln!(
             "xtask: a fresh copy of {} (blank /data: a first boot)",
@@ -170,6 +164,14 @@ impl Boot {
         self.started.elapsed().as_secs_f64()
     }
 
+    /// The next serial line within `timeout`, recorded in the log with its time.
+    fn read_line(&mut self, timeout: Duration) -> Result<(f64, String)> {
+        let line = self.run.next_line(timeout)?;
+        let t = self.elapsed();
+        self.log.push((t, line.clone()));
+        Ok((t, line))
+    }
+
     /// Waits for a serial line containing `needle`; returns it with its time.
     pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<(f64, String)> {
         if let Some(hit) = self.log.iter().find(|(_, l)| l.contains(needle)) {
@@ -178,14 +180,12 @@ impl Boot {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.run.next_line(left).with_context(|| {
-                format!(
+            let Ok((t, line)) = self.read_line(left) else {
+                bail!(
                     "no serial line with `{needle}` within {timeout:?}; the last lines:\n{}",
                     self.tail(15)
-                )
-            })?;
-            let t = self.elapsed();
-            self.log.push((t, line.clone()));
+                );
+            };
             if line.contains(needle) {
                 return Ok((t, line));
             }
@@ -196,12 +196,8 @@ impl Boot {
     pub fn collect(&mut self, d: Duration) {
         let until = Instant::now() + d;
         while let Some(left) = until.checked_duration_since(Instant::now()) {
-            match self.run.next_line(left) {
-                Ok(line) => {
-                    let t = self.elapsed();
-                    self.log.push((t, line));
-                }
-                Err(_) => break,
+            if self.read_line(left).is_err() {
+                break;
             }
         }
     }
@@ -217,8 +213,7 @@ impl Boot {
     }
 
     /// Sends Ctrl-Alt-Del (ewindow-init: an orderly shutdown, then reboot(2), which
-    /// `-no-reboot` makes QEMU's exit) and waits for QEMU to end; returns the serial lines of
-    /// the shutdown.
+    /// `-no-reboot` makes QEMU's exit) and waits for QEMU to end.
     pub fn ctrl_alt_del(&mut self, timeout: Duration) -> Result<()> {
         let mut m = UnixStream::connect(&self.monitor).context("QEMU's monitor socket")?;
         m.write_all(b"sendkey ctrl-alt-delete\n")?;
@@ -238,23 +233,17 @@ impl Boot {
                     self.tail(15)
                 );
             }
-            match self.run.next_line(left.min(Duration::from_millis(200))) {
-                Ok(line) => {
-                    let t = self.elapsed();
-                    self.log.push((t, line));
-                }
-                Err(_) => {
-                    if let Some(st) = self.run.child.try_wait()? {
-                        if !st.success() {
-                            bail!("QEMU exited with {st}");
-                        }
-                        // the lines still in the pipe
-                        while let Ok(line) = self.run.next_line(Duration::from_millis(100)) {
-                            let t = self.elapsed();
-                            self.log.push((t, line));
-                        }
-                        return Ok(());
+            if self
+                .read_line(left.min(Duration::from_millis(200)))
+                .is_err()
+            {
+                if let Some(st) = self.run.child.try_wait()? {
+                    if !st.success() {
+                        bail!("QEMU exited with {st}");
                     }
+                    // the lines still in the pipe
+                    while self.read_line(Duration::from_millis(100)).is_ok() {}
+                    return Ok(());
                 }
             }
         }
@@ -288,45 +277,23 @@ pub fn data_partition(disk: &Path) -> Result<(u64, u64)> {
     Ok((start * 512, size * 512))
 }
 
-/// Copies the data partition out of `disk` into `out`.
+/// Copies the data partition out of `disk` into a new file `out`.
 pub fn extract_data(disk: &Path, out: &Path) -> Result<()> {
     let (off, len) = data_partition(disk)?;
-    let st = Command::new("dd")
-        .arg(format!("if={}", disk.display()))
-        .arg(format!("of={}", out.display()))
-        .args([
-            "bs=1M",
-            "iflag=skip_bytes,count_bytes",
-            "conv=sparse",
-            "status=none",
-        ])
-        .arg(format!("skip={off}"))
-        .arg(format!("count={len}"))
-        .status()?;
-    if !st.success() {
-        bail!("dd failed");
-    }
-    Ok(())
+    let _ = fs::remove_file(out);
+    copy_range(disk, off, len, out, 0, true)
 }
 
-/// Writes `part` back as the data partition of `disk`.
+/// Writes `part` back as the data partition of `disk` (every block: a block debugfs freed
+/// must not keep the old bytes).
 pub fn put_data(disk: &Path, part: &Path) -> Result<()> {
     let (off, _) = data_partition(disk)?;
-    let st = Command::new("dd")
-        .arg(format!("if={}", part.display()))
-        .arg(format!("of={}", disk.display()))
-        .args([
-            "bs=1M",
-            "oflag=seek_bytes",
-            "conv=notrunc,sparse",
-            "status=none",
-        ])
-        .arg(format!("seek={off}"))
-        .status()?;
-    if !st.success() {
-        bail!("dd failed");
-    }
-    Ok(())
+    copy_range(part, 0, u64::MAX, disk, off, false)
+}
+
+/// `cp --sparse=always`.
+fn sparse_copy(from: &Path, to: &Path) -> Result<()> {
+    tool(Command::new("cp").arg("--sparse=always").arg(from).arg(to))
 }
 
 /// `e2fsck -fn` of a partition image: Ok when clean.
@@ -378,14 +345,7 @@ pub fn fresh_copy(target: &str, dir: &Path) -> Result<PathBuf> {
     let _ = fs::remove_dir_all(dir);
     fs::create_dir_all(dir)?;
     let disk = dir.join("disk.img");
-    let st = Command::new("cp")
-        .arg("--sparse=always")
-        .arg(&img)
-        .arg(&disk)
-        .status()?;
-    if !st.success() {
-        bail!("cp failed");
-    }
+    sparse_copy(&img, &disk)?;
     Ok(disk)
 }
 
@@ -400,8 +360,8 @@ pub struct BootFigures {
     pub init_wall_s: f64,
 }
 
-/// The serial line ewindow-init writes when every service is running, and its uptime.
-pub fn all_up_uptime(line: &str) -> Option<f64> {
+/// The `uptime_s=` of a serial line: ewindow-init's "all services up", the floor's `/init`.
+pub fn uptime_s(line: &str) -> Option<f64> {
     let at = line.rfind("uptime_s=")? + "uptime_s=".len();
     line[at..]
         .trim_start_matches('"')
@@ -518,7 +478,7 @@ pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
     let mut b = Boot::start(&disk, echo)?;
     let (t_init, _) = b.wait_for("ewindow-init starting pid1=true", limit)?;
     let (t_up, line) = b.wait_for("all services up", limit)?;
-    let uptime = all_up_uptime(&line).unwrap_or(f64::NAN);
+    let uptime = uptime_s(&line).unwrap_or(f64::NAN);
     // the overlay reported READY on the kernel's WireGuard; the hardware watchdog is armed
     b.wait_for("ready service=overlay", Duration::from_secs(1))?;
     let (_, up) = b.wait_for("overlay up name=qemu", Duration::from_secs(1))?;
@@ -625,10 +585,10 @@ fn ssh(port: u16, key: &Path, command: &str) -> Result<String> {
 pub fn boot_floor(img: &Path) -> Result<(f64, f64)> {
     let dir = img.parent().context("floor path")?;
     let disk = dir.join("disk.img");
-    fs::copy(img, &disk)?;
+    sparse_copy(img, &disk)?;
     let mut b = Boot::start(&disk, false)?;
     let (t, line) = b.wait_for("FLOOR: busybox /init running", Duration::from_secs(300))?;
-    let uptime = all_up_uptime(&line).unwrap_or(f64::NAN);
+    let uptime = uptime_s(&line).unwrap_or(f64::NAN);
     Ok((t, uptime))
 }
 
@@ -672,9 +632,9 @@ mod tests {
     #[test]
     fn the_all_up_line() {
         let l = "2026-11-22T08:07:01Z  INFO ewindow_init::runtime: all services up services=5 uptime_s=\"21.37\"";
-        assert_eq!(all_up_uptime(l), Some(21.37));
+        assert_eq!(uptime_s(l), Some(21.37));
         let l = "INFO ewindow_init::runtime: all services up services=5 uptime_s=9.50";
-        assert_eq!(all_up_uptime(l), Some(9.5));
-        assert_eq!(all_up_uptime("all services up"), None);
+        assert_eq!(uptime_s(l), Some(9.5));
+        assert_eq!(uptime_s("all services up"), None);
     }
 }

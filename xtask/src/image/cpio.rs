@@ -52,13 +52,13 @@ impl Tree {
     /// Adds `node` at `path` (replacing what was there), and its missing parent directories
     /// (0755). A parent that is a file or a link is an error: the kernel would put the child
     /// somewhere else, or nowhere.
-    pub fn add(&mut self, path: &str, node: Node) -> Result<(), String> {
+    pub fn add(&mut self, path: &str, node: Node) -> anyhow::Result<()> {
         let comps: Vec<&str> = path.split('/').collect();
         if comps
             .iter()
             .any(|c| c.is_empty() || *c == "." || *c == "..")
         {
-            return Err(format!("`{path}` is not a plain relative path"));
+            anyhow::bail!("`{path}` is not a plain relative path");
         }
         let mut parent = String::new();
         for comp in &comps[..comps.len() - 1] {
@@ -71,9 +71,7 @@ impl Tree {
                 .entry(parent.clone())
                 .or_insert(Node::Dir { mode: 0o755 });
             if !matches!(p, Node::Dir { .. }) {
-                return Err(format!(
-                    "cannot put {path} under {parent}, which is not a directory"
-                ));
+                anyhow::bail!("cannot put {path} under {parent}, which is not a directory");
             }
         }
         self.nodes.insert(path.to_string(), node);
@@ -226,6 +224,7 @@ mod tests {
         assert!(t
             .add("bin/x", link())
             .unwrap_err()
+            .to_string()
             .contains("not a directory"));
         assert!(t.add("etc/motd/x", link()).is_err());
         assert!(t.add("../x", link()).is_err() && t.add("/x", link()).is_err());

@@ -147,24 +147,43 @@ pub fn make(d: &Disk, files: &[(&str, &Path)], epoch: u64, work: &Path, img: &Pa
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    // the ESP at 1 MiB; zeros are holes
-    let mut disk = fs::File::options().write(true).open(img)?;
-    let mut src = fs::File::open(&esp)?;
+    // the ESP at 1 MiB of the fresh (all holes) disk
+    copy_range(&esp, 0, u64::MAX, img, MIB, true)?;
+    fs::remove_file(&esp)?;
+    Ok(())
+}
+
+/// Copies `len` bytes (or up to the end) of `src` from `from` into `dst` at `at`, creating
+/// `dst` if needed. With `holes`, all-zero MiB blocks are skipped: only for a destination
+/// whose range is known to be zeros (a new file, a fresh sparse image).
+pub fn copy_range(src: &Path, from: u64, len: u64, dst: &Path, at: u64, holes: bool) -> Result<()> {
+    let mut input = fs::File::open(src).with_context(|| format!("{}", src.display()))?;
+    input.seek(SeekFrom::Start(from))?;
+    let mut input = std::io::Read::take(input, len);
+    let mut out = fs::File::options()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dst)
+        .with_context(|| format!("{}", dst.display()))?;
     let mut buf = vec![0u8; MIB as usize];
-    let mut at = MIB;
+    let mut pos = at;
     loop {
-        let n = read_full(&mut src, &mut buf)?;
+        let n = read_full(&mut input, &mut buf)?;
         if n == 0 {
             break;
         }
-        if buf[..n].iter().any(|&b| b != 0) {
-            disk.seek(SeekFrom::Start(at))?;
-            disk.write_all(&buf[..n])?;
+        if !holes || buf[..n].iter().any(|&b| b != 0) {
+            out.seek(SeekFrom::Start(pos))?;
+            out.write_all(&buf[..n])?;
         }
-        at += n as u64;
+        pos += n as u64;
     }
-    disk.sync_all()?;
-    fs::remove_file(&esp)?;
+    // a trailing hole still counts in the length
+    if out.metadata()?.len() < pos {
+        out.set_len(pos)?;
+    }
+    out.sync_all()?;
     Ok(())
 }
 

@@ -38,6 +38,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
+pub use disk::{copy_range, tool};
 pub use target::Target;
 
 /// `cargo xtask image …`
@@ -110,13 +111,13 @@ pub fn run(args: ImageArgs) -> Result<()> {
             let other = repo.join("target/image/check").join(&target.name);
             let (a, b) = std::thread::scope(|s| {
                 let a = s.spawn(|| {
-                    let mut steps = Steps::new(7).quiet("[a] ");
+                    let mut steps = Steps::new(7).prefixed("[a] ");
                     build(&repo, &target, &bins, &out, false, &mut steps, "[a] ")
                 });
                 let b = s.spawn(|| {
                     // a few seconds later: a time stamp that leaks into an output differs
                     std::thread::sleep(std::time::Duration::from_secs(3));
-                    let mut steps = Steps::new(7).quiet("[b] ");
+                    let mut steps = Steps::new(7).prefixed("[b] ");
                     build(&repo, &target, &bins, &other, false, &mut steps, "[b] ")
                 });
                 (a.join(), b.join())
@@ -149,7 +150,7 @@ impl Steps {
         }
     }
 
-    fn quiet(mut self, prefix: &'static str) -> Steps {
+    fn prefixed(mut self, prefix: &'static str) -> Steps {
         self.prefix = prefix;
         self
     }
@@ -329,32 +330,19 @@ fn build(
         rootfs::write_initramfs(&tree, epoch as u32, &work, &initrd)
     })?;
 
-    let uki = work.join("BOOTX64.EFI");
-    steps.run("unified kernel image", || {
-        let stub_pkg = pkgs
+    let uki = steps.run("unified kernel image", || {
+        let stub = pkgs
             .get(&target.efi_stub.package)
             .with_context(|| format!("{} is not in the lock", target.efi_stub.package))?;
-        let stub = stub_pkg.root.join(&target.efi_stub.path);
-        let linux = kernel
-            .root
-            .join(format!("boot/vmlinuz-{}", modules.release));
-        let cmdline = work.join("cmdline.txt");
-        fs::write(&cmdline, &target.cmdline)?;
-        let uname = work.join("uname.txt");
-        fs::write(&uname, &modules.release)?;
-        let osrel = work.join("os-release");
-        fs::write(&osrel, rootfs::os_release(&commit))?;
-        uki::build(
-            &stub,
-            &[
-                ("osrel", osrel.as_path()),
-                ("cmdline", cmdline.as_path()),
-                ("uname", uname.as_path()),
-                ("linux", linux.as_path()),
-                ("initrd", initrd.as_path()),
-            ],
-            epoch as u32,
-            &uki,
+        make_uki(
+            target,
+            stub,
+            kernel,
+            &modules.release,
+            &initrd,
+            &rootfs::os_release(&commit),
+            epoch,
+            &work,
         )
     })?;
 
@@ -482,17 +470,20 @@ pub fn build_floor(repo: &Path, target: &Target) -> Result<PathBuf> {
     let busybox = get("busybox-static")?;
     let stub = get(&target.efi_stub.package)?;
     let release = rootfs::kernel_release(&kernel)?;
+    let init = "#!/bin/busybox sh\n\
+                /bin/busybox mount -t proc proc /proc\n\
+                echo \"FLOOR: busybox /init running, uptime_s=$(/bin/busybox cut -d' ' -f1 /proc/uptime)\"\n\
+                /bin/busybox poweroff -f\n";
     let mut t = cpio::Tree::default();
+    let busybox = busybox.root.join("bin/busybox");
     t.add(
         "bin/busybox",
         cpio::Node::File {
             mode: 0o755,
-            source: busybox.root.join("bin/busybox"),
+            source: busybox,
         },
-    )
-    .map_err(anyhow::Error::msg)?;
-    t.add("proc", cpio::Node::Dir { mode: 0o755 })
-        .map_err(anyhow::Error::msg)?;
+    )?;
+    t.add("proc", cpio::Node::Dir { mode: 0o755 })?;
     t.add(
         "dev/console",
         cpio::Node::CharDev {
@@ -500,43 +491,19 @@ pub fn build_floor(repo: &Path, target: &Target) -> Result<PathBuf> {
             major: 5,
             minor: 1,
         },
-    )
-    .map_err(anyhow::Error::msg)?;
+    )?;
     t.add(
         "init",
         cpio::Node::Data {
             mode: 0o755,
-            data: b"#!/bin/busybox sh
-/bin/busybox mount -t proc proc /proc
-                    echo \"FLOOR: busybox /init running, uptime_s=$(/bin/busybox cut -d' ' -f1 /proc/uptime)\"
-                    /bin/busybox poweroff -f
-"
-                .to_vec(),
+            data: init.as_bytes().to_vec(),
         },
-    ).map_err(anyhow::Error::msg)?;
+    )?;
     let initrd = work.join("initrd.cpio.zst");
     rootfs::write_initramfs(&t, epoch as u32, &work, &initrd)?;
-    let cmdline = work.join("cmdline.txt");
-    fs::write(&cmdline, &target.cmdline)?;
-    let osrel = work.join("os-release");
-    fs::write(&osrel, "NAME=\"ewindow floor\"\nID=ewindow\n")?;
-    let uki = work.join("BOOTX64.EFI");
-    uki::build(
-        &stub.root.join(&target.efi_stub.path),
-        &[
-            ("osrel", osrel.as_path()),
-            ("cmdline", cmdline.as_path()),
-            (
-                "linux",
-                kernel
-                    .root
-                    .join(format!("boot/vmlinuz-{release}"))
-                    .as_path(),
-            ),
-            ("initrd", initrd.as_path()),
-        ],
-        epoch as u32,
-        &uki,
+    let osrel = "NAME=\"ewindow floor\"\nID=ewindow\n";
+    let uki = make_uki(
+        target, &stub, &kernel, &release, &initrd, osrel, epoch, &work,
     )?;
     let img = out.join("floor.img");
     disk::make(
@@ -547,6 +514,43 @@ pub fn build_floor(repo: &Path, target: &Target) -> Result<PathBuf> {
         &img,
     )?;
     Ok(img)
+}
+
+/// The unified kernel image (`work/BOOTX64.EFI`) of the kernel package's `release` with
+/// `initrd`, the target's command line and `osrel`.
+#[allow(clippy::too_many_arguments)]
+fn make_uki(
+    target: &Target,
+    stub: &debs::Unpacked,
+    kernel: &debs::Unpacked,
+    release: &str,
+    initrd: &Path,
+    osrel: &str,
+    epoch: u64,
+    work: &Path,
+) -> Result<PathBuf> {
+    let linux = kernel.root.join(format!("boot/vmlinuz-{release}"));
+    let mut sections = Vec::new();
+    for (name, text) in [
+        ("osrel", osrel),
+        ("cmdline", &target.cmdline),
+        ("uname", release),
+    ] {
+        let f = work.join(format!("{name}.txt"));
+        fs::write(&f, text)?;
+        sections.push((name, f));
+    }
+    sections.push(("linux", linux));
+    sections.push(("initrd", initrd.to_path_buf()));
+    let sections: Vec<(&str, &Path)> = sections.iter().map(|(n, f)| (*n, f.as_path())).collect();
+    let uki = work.join("BOOTX64.EFI");
+    uki::build(
+        &stub.root.join(&target.efi_stub.path),
+        &sections,
+        epoch as u32,
+        &uki,
+    )?;
+    Ok(uki)
 }
 
 /// Compares every file of two output directories; names the first difference.

@@ -235,15 +235,11 @@ pub fn tree(
     for d in [
         "dev", "proc", "sys", "run", "data", "mnt", "etc", "usr/bin", "usr/sbin", "usr/lib",
     ] {
-        t.add(d, Node::Dir { mode: 0o755 })
-            .map_err(anyhow::Error::msg)?;
+        t.add(d, Node::Dir { mode: 0o755 })?;
     }
-    t.add("tmp", Node::Dir { mode: 0o1777 })
-        .map_err(anyhow::Error::msg)?;
-    t.add("root", Node::Dir { mode: 0o700 })
-        .map_err(anyhow::Error::msg)?;
-    t.add("root/.ssh", Node::Dir { mode: 0o700 })
-        .map_err(anyhow::Error::msg)?;
+    t.add("tmp", Node::Dir { mode: 0o1777 })?;
+    t.add("root", Node::Dir { mode: 0o700 })?;
+    t.add("root/.ssh", Node::Dir { mode: 0o700 })?;
     for (link, to) in [
         ("bin", "usr/bin"),
         ("sbin", "usr/sbin"),
@@ -262,8 +258,7 @@ pub fn tree(
         // OpenNTPD's privilege-separation home and state, made by the `time` service
         ("var/lib/openntpd", "/run/openntpd"),
     ] {
-        t.add(link, Node::Link(to.into()))
-            .map_err(anyhow::Error::msg)?;
+        t.add(link, Node::Link(to.into()))?;
     }
     // the kernel opens /dev/console before /init runs and before devtmpfs is mounted
     t.add(
@@ -273,8 +268,7 @@ pub fn tree(
             major: 5,
             minor: 1,
         },
-    )
-    .map_err(anyhow::Error::msg)?;
+    )?;
     for (p, e) in &set.files {
         let node = match &e.kind {
             Kind::Link(to) => Node::Link(to.clone()),
@@ -283,7 +277,7 @@ pub fn tree(
                 source: e.source.clone(),
             },
         };
-        t.add(p, node).map_err(anyhow::Error::msg)?;
+        t.add(p, node)?;
     }
     // busybox's applets where no package put a program
     let busybox = set
@@ -299,8 +293,7 @@ pub fn tree(
         if a.is_empty() || a == "usr/sbin/init" || a == "linuxrc" || t.contains(&a) {
             continue;
         }
-        t.add(&a, Node::Link("/usr/bin/busybox".into()))
-            .map_err(anyhow::Error::msg)?;
+        t.add(&a, Node::Link("/usr/bin/busybox".into()))?;
     }
     // the kernel modules
     add_dir(
@@ -328,8 +321,7 @@ pub fn tree(
                 mode,
                 data: text.into_bytes(),
             },
-        )
-        .map_err(anyhow::Error::msg)?;
+        )?;
     }
     Ok(t)
 }
@@ -409,15 +401,13 @@ fn add_dir(t: &mut Tree, dir: &Path, prefix: &str) -> Result<()> {
                     Node::Dir {
                         mode: mode_of(&path)?,
                     },
-                )
-                .map_err(anyhow::Error::msg)?;
+                )?;
                 stack.push(path);
             } else if ft.is_symlink() {
                 t.add(
                     &at,
                     Node::Link(fs::read_link(&path)?.to_string_lossy().into_owned()),
-                )
-                .map_err(anyhow::Error::msg)?;
+                )?;
             } else {
                 t.add(
                     &at,
@@ -425,8 +415,7 @@ fn add_dir(t: &mut Tree, dir: &Path, prefix: &str) -> Result<()> {
                         mode: mode_of(&path)?,
                         source: path,
                     },
-                )
-                .map_err(anyhow::Error::msg)?;
+                )?;
             }
         }
     }
