@@ -363,10 +363,13 @@ fn write_atomically(path: &Path, text: &str, mode: u32) -> Result<()> {
 fn with_media(text: &str, media: &wizard::MediaSettings, own: &PublicKey) -> Result<String> {
     let file = Path::new("window.toml");
     let mut c = window::parse(file, text, Some(own)).map_err(|e| anyhow!("{e}"))?;
+    // the devices are the wizard's; the video settings (the board's profile unless set)
+    // stay as the file has them
     c.media = Media {
         camera: Some(media.camera.clone().unwrap_or_else(|| "none".into())),
         microphone: Some(media.microphone.clone()),
         speaker: Some(media.speaker.clone()),
+        ..c.media
     };
     let out = window::to_toml(&c);
     window::parse(file, &out, Some(own)).map_err(|e| anyhow!("{e}"))?;

@@ -21,13 +21,13 @@ fn sh(cmd: &str) -> (bool, String) {
 
 /// The `exec` of the `sshd` service in the image's services file.
 fn image_sshd_exec() -> Vec<String> {
-    let text = include_str!("../../overlays/etc/ewindow/services.toml");
+    let text = include_str!("../../overlays/qemu-x86_64/etc/ewindow/services.toml");
     let table: toml_like::Services = toml_like::parse(text);
     table
         .into_iter()
         .find(|(name, _)| name == "sshd")
         .map(|(_, exec)| exec)
-        .expect("an sshd service in overlays/etc/ewindow/services.toml")
+        .expect("an sshd service in overlays/qemu-x86_64/etc/ewindow/services.toml")
 }
 
 /// Just enough TOML reading for `[[service]]` name/exec pairs (the supervisor's parser is

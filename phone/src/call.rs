@@ -153,6 +153,7 @@ fn media_configs(
             kbps: v
                 .remote_bandwidth_kbps
                 .map_or(args.video_kbps, |b| b.min(args.video_kbps)),
+            threads: args.video_threads,
             source: args.video_source.clone(),
             sink: args.video_sink,
             keyframe_requests: v.pli || v.fir,

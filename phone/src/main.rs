@@ -4,6 +4,7 @@
 //! one line saying how the call went and exit 0 only when it was established and ended as
 //! asked. See `docs/architecture.md` for how the modules fit.
 
+mod board;
 mod call;
 mod control;
 mod media;
@@ -158,6 +159,9 @@ pub struct CommonArgs {
     /// Frames per second we send.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=60))]
     pub video_fps: u32,
+    /// Video encoder threads (in window mode the board's profile or window.toml decide).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub video_threads: u32,
     /// Video bitrate in kbit/s (capped by the peer's b=AS / b=TIAS).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(50..=20000))]
     pub video_kbps: u32,
@@ -202,7 +206,7 @@ fn parse_codecs(s: &str) -> Result<CodecList, String> {
 #[derive(Clone, Debug)]
 pub struct VideoCodecList(pub Vec<VideoCodec>);
 
-fn parse_video_codecs(s: &str) -> Result<VideoCodecList, String> {
+pub fn parse_video_codecs(s: &str) -> Result<VideoCodecList, String> {
     if s == "none" {
         return Ok(VideoCodecList(Vec::new()));
     }
@@ -220,7 +224,7 @@ fn parse_srtp(s: &str) -> Result<SrtpMode, String> {
     }
 }
 
-fn parse_size(s: &str) -> Result<(u32, u32), String> {
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
     let bad = || format!("`{s}` is not a size like 640x480");
     let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
     let (w, h): (u32, u32) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);

@@ -24,6 +24,7 @@ use crate::members::Members;
 use crate::policy::{Action, CallId, EndReason, Input, Policy, Screen, Settings};
 use crate::sip::{IncomingInvite, SipAgent};
 use crate::CommonArgs;
+use ewindow_protocol::window::Media;
 
 /// A command from the control socket.
 #[derive(Debug)]
@@ -126,6 +127,60 @@ async fn wait_for(path: &Path) {
     }
 }
 
+/// The video a window sends: the board's profile (from its device-tree model), then what
+/// `window.toml` `[media]` sets.
+fn apply_video(args: &mut CommonArgs, model: Option<&str>, media: &Media) -> Result<()> {
+    if let Some(p) = model.and_then(crate::board::for_model) {
+        tracing::info!(
+            model = model.unwrap_or_default(),
+            "video profile {}x{}@{} {} kbit/s, {} encoder threads",
+            p.size.0,
+            p.size.1,
+            p.fps,
+            p.kbps,
+            p.threads
+        );
+        args.video_size = p.size;
+        args.video_fps = p.fps;
+        args.video_kbps = p.kbps;
+        args.video_threads = p.threads;
+        args.video_codecs = crate::VideoCodecList(p.codecs);
+    }
+    let bad = |k: &str, e: String| anyhow::anyhow!("window.toml [media] {k}: {e}");
+    if let Some(v) = &media.video_size {
+        args.video_size = crate::parse_size(v).map_err(|e| bad("video_size", e))?;
+    }
+    if let Some(v) = &media.video_codecs {
+        args.video_codecs = crate::parse_video_codecs(v).map_err(|e| bad("video_codecs", e))?;
+    }
+    for (k, v, range, to) in [
+        ("video_fps", media.video_fps, 1..=60, &mut args.video_fps),
+        (
+            "video_kbps",
+            media.video_kbps,
+            50..=20000,
+            &mut args.video_kbps,
+        ),
+        (
+            "video_threads",
+            media.video_threads,
+            1..=8,
+            &mut args.video_threads,
+        ),
+    ] {
+        if let Some(v) = v {
+            if !range.contains(&v) {
+                return Err(bad(
+                    k,
+                    format!("{v} is not in {}..={}", range.start(), range.end()),
+                ));
+            }
+            *to = v;
+        }
+    }
+    Ok(())
+}
+
 /// Runs the window until SIGINT/SIGTERM.
 pub async fn run(
     window_file: &Path,
@@ -154,6 +209,7 @@ pub async fn run(
             .parse()
             .map_err(|e| anyhow::anyhow!("[media] speaker: {e}"))?;
     }
+    apply_video(&mut args, crate::board::model().as_deref(), &media)?;
     // The overlay may still be configuring the interface (or restarting): wait for our
     // address rather than fail.
     let mut told = false;
@@ -435,4 +491,73 @@ fn spawn_call(
             .send(CallEvent::Ended(id, reason, outcome.stats.sip_status))
             .await;
     });
+}
+
+#[cfg(test)]
+mod video_tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    fn defaults() -> CommonArgs {
+        Cli::parse_from(["ewindow-phone"]).common
+    }
+
+    #[test]
+    fn the_board_profile_then_window_toml_decide_the_video() {
+        let mut a = defaults();
+        apply_video(&mut a, None, &Media::default()).unwrap();
+        assert_eq!(
+            (a.video_size, a.video_fps, a.video_threads),
+            ((640, 480), 30, 1)
+        );
+
+        let mut a = defaults();
+        apply_video(
+            &mut a,
+            Some("Raspberry Pi 3 Model B Rev 1.2"),
+            &Media::default(),
+        )
+        .unwrap();
+        let pi3 = crate::board::for_model("Raspberry Pi 3 Model B Rev 1.2").unwrap();
+        assert_eq!(
+            (a.video_size, a.video_fps, a.video_threads),
+            (pi3.size, pi3.fps, pi3.threads)
+        );
+
+        let media = Media {
+            video_size: Some("480x270".into()),
+            video_fps: Some(15),
+            video_codecs: Some("h264".into()),
+            ..Media::default()
+        };
+        let mut a = defaults();
+        apply_video(&mut a, Some("Raspberry Pi 3 Model B Rev 1.2"), &media).unwrap();
+        assert_eq!((a.video_size, a.video_fps), ((480, 270), 15));
+        assert_eq!(a.video_codecs.0, [crate::sdp::VideoCodec::H264]);
+        assert_eq!(a.video_threads, pi3.threads);
+
+        let bad = Media {
+            video_threads: Some(0),
+            ..Media::default()
+        };
+        let e = apply_video(&mut defaults(), None, &bad).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("[media] video_threads: 0 is not in 1..=8"),
+            "{e}"
+        );
+        let bad = Media {
+            video_size: Some("big".into()),
+            ..Media::default()
+        };
+        let e = apply_video(&mut defaults(), None, &bad).unwrap_err();
+        assert!(e.to_string().contains("video_size"), "{e}");
+    }
 }

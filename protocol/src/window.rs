@@ -594,6 +594,21 @@ pub struct Media {
     /// `default`, `null` or an ALSA/PulseAudio device name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speaker: Option<String>,
+    /// The picture sent, `WIDTHxHEIGHT` (default: the board's profile, 640x480 on a PC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_size: Option<String>,
+    /// Frames per second sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_fps: Option<u32>,
+    /// Video bitrate sent, kbit/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_kbps: Option<u32>,
+    /// Video codecs in preference order (`vp8,h264,vp9`), or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_codecs: Option<String>,
+    /// Video encoder threads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_threads: Option<u32>,
 }
 
 impl WindowConfig {
@@ -1005,9 +1020,20 @@ pub fn to_toml(config: &WindowConfig) -> String {
             ("camera", &m.camera),
             ("microphone", &m.microphone),
             ("speaker", &m.speaker),
+            ("video_size", &m.video_size),
+            ("video_codecs", &m.video_codecs),
         ] {
             if let Some(v) = v {
                 let _ = writeln!(out, "{k} = {}", quote(v));
+            }
+        }
+        for (k, v) in [
+            ("video_fps", m.video_fps),
+            ("video_kbps", m.video_kbps),
+            ("video_threads", m.video_threads),
+        ] {
+            if let Some(v) = v {
+                let _ = writeln!(out, "{k} = {v}");
             }
         }
     }
@@ -2027,7 +2053,7 @@ public_key = "{k3}"
     #[test]
     fn the_media_table_round_trips_and_refuses_unknown_keys() {
         let text = format!(
-            "{}\n[media]\ncamera = \"/dev/video0\"\nspeaker = \"default\"\n",
+            "{}\n[media]\ncamera = \"/dev/video0\"\nspeaker = \"default\"\nvideo_size = \"640x360\"\nvideo_fps = 25\n",
             minimal("")
         );
         let c = ok(&text);

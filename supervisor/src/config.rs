@@ -29,7 +29,8 @@
 //!
 //! [system.data]             # the data partition: fsck, then mount (read-only if fsck fails)
 //! device = "PARTLABEL=ewindow-data"   # or a path; PARTLABEL= finds the GPT partition by
-//!                           # its label in /sys/class/block (there is no udev)
+//!                           # its label in /sys/class/block (there is no udev);
+//!                           # PARTUUID=0e77696e-02 the MBR partition 2 of disk id 0x0e77696e
 //! fstype = "ext4"           # ext2 | ext3 | ext4 (default)
 //! mountpoint = "/data"      # default
 //! mkfs_if_blank = true      # make the filesystem when the partition is all zeros (first boot)
@@ -524,6 +525,18 @@ fn parse_system(sys: RawSystem) -> Result<System, Fault> {
                         }
                         d.device.into_inner()
                     }
+                    Some(spec) if spec.starts_with("PARTUUID=") => {
+                        if crate::data::parse_mbr_partuuid(&spec["PARTUUID=".len()..]).is_none() {
+                            return Err((
+                                d.device.span(),
+                                "system.data.device".into(),
+                                format!(
+                                    "`{spec}`: PARTUUID= needs an MBR partition id, 8 hex digits, `-` and 2 (0e77696e-02)"
+                                ),
+                            ));
+                        }
+                        d.device.into_inner()
+                    }
                     _ => absolute(d.device, "data.device")?,
                 },
                 fstype,
@@ -875,7 +888,9 @@ restart = "never"
 
     #[test]
     fn the_images_services_file_is_valid() {
-        let c = ok(include_str!("../../overlays/etc/ewindow/services.toml"));
+        let c = ok(include_str!(
+            "../../overlays/qemu-x86_64/etc/ewindow/services.toml"
+        ));
         let names: Vec<&str> = c.services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
@@ -894,6 +909,27 @@ restart = "never"
         assert!(data.mkfs_if_blank);
         assert_eq!(data.device, Path::new("PARTLABEL=ewindow-data"));
         assert!(c.system.read_only_root);
+    }
+
+    #[test]
+    fn the_pi_images_services_file_is_valid() {
+        let c = ok(include_str!(
+            "../../overlays/rpi-arm64/etc/ewindow/services.toml"
+        ));
+        let pc = ok(include_str!(
+            "../../overlays/qemu-x86_64/etc/ewindow/services.toml"
+        ));
+        let names =
+            |c: &Config| -> Vec<String> { c.services.iter().map(|s| s.name.clone()).collect() };
+        assert_eq!(names(&c), names(&pc));
+        let serial = c.services.iter().find(|s| s.name == "serial").unwrap();
+        assert_eq!(serial.tty.as_deref(), Some(Path::new("/dev/ttyS1")));
+        let m = &c.system.modules;
+        let at = |n: &str| m.iter().position(|x| x == n).unwrap();
+        assert!(at("phy_generic") < at("dwc2"), "{m:?}");
+        assert!(m.iter().any(|x| x == "bcm2835_wdt"));
+        let data = c.system.data.unwrap();
+        assert_eq!(data.device, Path::new("PARTUUID=0e77696e-02"));
     }
 
     #[test]
@@ -939,6 +975,10 @@ timeout_s = 20
         assert_eq!(
             err("[system.data]\ndevice = \"PARTLABEL=\"\n"),
             "services.toml:2: key `system.data.device`: `PARTLABEL=`: PARTLABEL= needs a partition label"
+        );
+        assert_eq!(
+            err("[system.data]\ndevice = \"PARTUUID=0e77696e\"\n"),
+            "services.toml:2: key `system.data.device`: `PARTUUID=0e77696e`: PARTUUID= needs an MBR partition id, 8 hex digits, `-` and 2 (0e77696e-02)"
         );
         assert_eq!(
             err("[system.data]\ndevice = \"/dev/vda3\"\nfstype = \"btrfs\"\n"),

@@ -177,16 +177,25 @@ pub fn take_down(mountpoint: &Path) {
 }
 
 /// Waits (bounded) for a device node that may appear late (USB, SD card readers) and
-/// returns its path. `PARTLABEL=NAME` names a GPT partition by its label: there is no udev
-/// (so no `/dev/disk/by-partlabel/`), and the kernel's name for the disk differs from one
-/// machine to the next (`vda2`, `sda2`, `nvme0n1p2`, `mmcblk0p2`); init finds the partition
-/// in `/sys/class/block/*/uevent` and opens its devtmpfs node.
+/// returns its path. `PARTLABEL=NAME` names a GPT partition by its label, `PARTUUID=` an
+/// MBR partition by its disk's identifier and its number: there is no udev (so no
+/// `/dev/disk/by-*/`), and the kernel's name for the disk differs from one machine to the
+/// next (`vda2`, `sda2`, `nvme0n1p2`, `mmcblk0p2`); init finds the partition in
+/// `/sys/class/block` and opens its devtmpfs node.
 fn wait_for(device: &Path, limit: Duration) -> Result<PathBuf, String> {
     let start = Instant::now();
-    let label = device.to_str().and_then(|s| s.strip_prefix("PARTLABEL="));
+    let spec = device.to_str().unwrap_or("");
+    let sys = Path::new("/sys/class/block");
     loop {
-        let found = match label {
-            Some(label) => find_partlabel(Path::new("/sys/class/block"), label)
+        let name = if let Some(label) = spec.strip_prefix("PARTLABEL=") {
+            Some(find_partlabel(sys, label))
+        } else if let Some(id) = spec.strip_prefix("PARTUUID=").and_then(parse_mbr_partuuid) {
+            Some(find_mbr_partition(sys, Path::new("/dev"), id))
+        } else {
+            None
+        };
+        let found = match name {
+            Some(name) => name
                 .map(|name| Path::new("/dev").join(name))
                 .filter(|p| p.exists()),
             None => Some(device.to_path_buf()).filter(|p| p.exists()),
@@ -217,6 +226,64 @@ fn find_partlabel(sys_block: &Path, label: &str) -> Option<String> {
     names.into_iter().find_map(|dir| {
         let uevent = std::fs::read_to_string(dir.join("uevent")).ok()?;
         partlabel_devname(&uevent, label)
+    })
+}
+
+/// An MBR `PARTUUID` (`0e77696e-02`): the disk identifier and the partition number.
+pub fn parse_mbr_partuuid(s: &str) -> Option<(u32, u32)> {
+    let (disk, part) = s.split_once('-')?;
+    if disk.len() != 8 || part.len() != 2 {
+        return None;
+    }
+    let disk = u32::from_str_radix(disk, 16).ok()?;
+    let part = u32::from_str_radix(part, 16).ok()?;
+    (part > 0).then_some((disk, part))
+}
+
+/// The disk identifier of an MBR (the 4 bytes at 440 of the first sector, little-endian),
+/// when the sector is an MBR (`55 aa` at 510) and not GPT's protective one.
+pub fn mbr_disk_id(sector: &[u8]) -> Option<u32> {
+    if sector.len() < 512 || sector[510..512] != [0x55, 0xaa] {
+        return None;
+    }
+    // a protective MBR (type 0xee) stands for a GPT, whose PARTUUIDs are GUIDs
+    if (0..4).any(|k| sector[446 + 16 * k + 4] == 0xee) {
+        return None;
+    }
+    Some(u32::from_le_bytes(sector[440..444].try_into().ok()?))
+}
+
+/// The kernel name of partition `id.1` of the MBR disk whose identifier is `id.0`: each
+/// partition in `sys_block` names its number (`partition`) and its disk (the directory
+/// above it in sysfs), whose first sector is read from `dev` (`/dev`).
+fn find_mbr_partition(
+    sys_block: &Path,
+    dev: &Path,
+    (disk_id, number): (u32, u32),
+) -> Option<String> {
+    let mut names: Vec<_> = std::fs::read_dir(sys_block)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    names.sort();
+    names.into_iter().find_map(|dir| {
+        let n: u32 = std::fs::read_to_string(dir.join("partition"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        if n != number {
+            return None;
+        }
+        let real = std::fs::canonicalize(&dir).ok()?;
+        let disk = real.parent()?.file_name()?.to_str()?.to_string();
+        let mut sector = [0u8; 512];
+        let mut f = std::fs::File::open(dev.join(&disk)).ok()?;
+        f.read_exact(&mut sector).ok()?;
+        (mbr_disk_id(&sector)? == disk_id)
+            .then(|| dir.file_name()?.to_str().map(str::to_string))
+            .flatten()
     })
 }
 
@@ -291,6 +358,75 @@ mod tests {
         assert_eq!(partlabel_devname(disk, "ewindow-data"), None);
         let evil = "DEVNAME=../sda\nPARTNAME=ewindow-data\n";
         assert_eq!(partlabel_devname(evil, "ewindow-data"), None);
+    }
+
+    #[test]
+    fn mbr_partitions_are_found_by_disk_id_and_number() {
+        assert_eq!(parse_mbr_partuuid("0e77696e-02"), Some((0x0e77696e, 2)));
+        assert_eq!(parse_mbr_partuuid("0E77696E-0a"), Some((0x0e77696e, 10)));
+        for bad in [
+            "0e77696e",
+            "0e77696e-2",
+            "0e7769-02",
+            "0e77696e-00",
+            "zz77696e-02",
+        ] {
+            assert_eq!(parse_mbr_partuuid(bad), None, "{bad}");
+        }
+        let mut mbr = [0u8; 512];
+        mbr[440..444].copy_from_slice(&0x0e77696eu32.to_le_bytes());
+        assert_eq!(mbr_disk_id(&mbr), None, "no boot signature");
+        mbr[510] = 0x55;
+        mbr[511] = 0xaa;
+        mbr[446 + 4] = 0x0c;
+        assert_eq!(mbr_disk_id(&mbr), Some(0x0e77696e));
+        mbr[446 + 16 + 4] = 0xee;
+        assert_eq!(mbr_disk_id(&mbr), None, "GPT's protective MBR");
+        assert_eq!(mbr_disk_id(&mbr[..100]), None);
+    }
+
+    /// The lookup over a sysfs-like tree (`class/block/<part>` links into `devices/<disk>/`)
+    /// and a `/dev` with the disks' first sectors: the partition of the right number on the
+    /// disk with the right identifier, and nothing else. (The build machine's kernel has no
+    /// MBR partition support for loop devices; the Pi image's boot test under QEMU finds
+    /// `mmcblk0p2` this way.)
+    #[test]
+    fn mbr_partitions_are_found_in_sysfs() {
+        let root = std::env::temp_dir().join(format!("ewindow-partuuid-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (class, devices, dev) = (root.join("class"), root.join("devices"), root.join("dev"));
+        for d in [&class, &dev] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let sector = |id: u32| {
+            let mut s = vec![0u8; 512];
+            s[440..444].copy_from_slice(&id.to_le_bytes());
+            s[446 + 4] = 0x0c;
+            s[510] = 0x55;
+            s[511] = 0xaa;
+            s
+        };
+        for (disk, id) in [("mmcblk0", 0x0e77696e_u32), ("sda", 0x12345678)] {
+            std::fs::write(dev.join(disk), sector(id)).unwrap();
+            for n in 1..=2 {
+                let part = if disk == "sda" {
+                    format!("{disk}{n}")
+                } else {
+                    format!("{disk}p{n}")
+                };
+                let d = devices.join(disk).join(&part);
+                std::fs::create_dir_all(&d).unwrap();
+                std::fs::write(d.join("partition"), format!("{n}\n")).unwrap();
+                std::os::unix::fs::symlink(&d, class.join(&part)).unwrap();
+            }
+            std::os::unix::fs::symlink(devices.join(disk), class.join(disk)).unwrap();
+        }
+        let find = |id| find_mbr_partition(&class, &dev, id);
+        assert_eq!(find((0x0e77696e, 2)).as_deref(), Some("mmcblk0p2"));
+        assert_eq!(find((0x12345678, 1)).as_deref(), Some("sda1"));
+        assert_eq!(find((0x0e77696e, 3)), None);
+        assert_eq!(find((0x0e77696f, 2)), None);
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

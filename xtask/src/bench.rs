@@ -24,6 +24,17 @@ pub enum Bench {
         #[arg(long, default_value = "qemu-x86_64")]
         target: String,
     },
+    /// Video candidates (VP8/H.264 at 640x480@30 … 320x240@25): encode + decode CPU per
+    /// frame with the PC image's GStreamer natively and the Pi image's under qemu-aarch64,
+    /// and the Pi 3 estimate (needs both images built).
+    Video {
+        /// Frames per candidate.
+        #[arg(long, default_value_t = 150)]
+        frames: u32,
+        /// The assumed speed ratio of this machine's core to a Pi 3's Cortex-A53.
+        #[arg(long, default_value_t = 10.0)]
+        a53_factor: f64,
+    },
 }
 
 /// Runs one benchmark.
@@ -33,5 +44,6 @@ pub fn run(what: Bench) -> Result<()> {
         Bench::Media => crate::cargo(&["bench", "-p", "ewindow-phone", "--bench", "media"]),
         Bench::Init => crate::cargo(&["bench", "-p", "ewindow-init", "--bench", "init"]),
         Bench::Boot { target } => crate::qemu::bench(&target),
+        Bench::Video { frames, a53_factor } => crate::imagegst::bench_video(frames, a53_factor),
     }
 }

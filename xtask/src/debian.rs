@@ -70,9 +70,15 @@ pub const IMAGE: &[&str] = &[
     "kmod",
     "bmap-tools",
     "e2fsprogs",
-    // booting it: QEMU with UEFI firmware; the boot test's SSH client and keys
+    // the Raspberry Pi image: our binaries cross-built for arm64 (the linker and strip of
+    // Debian's cross toolchain), busybox's applet list run under user-mode emulation
+    "gcc-aarch64-linux-gnu",
+    "qemu-user",
+    // booting them: QEMU with UEFI firmware, QEMU's raspi3b; the boot test's SSH client and
+    // keys
     "qemu-system-x86",
     "ovmf",
+    "qemu-system-arm",
     "dropbear-bin",
 ];
 

@@ -3,7 +3,9 @@
 mod bench;
 mod debian;
 mod demo;
+mod flash;
 mod image;
+mod imagegst;
 mod proc;
 mod qemu;
 
@@ -51,7 +53,10 @@ enum Cmd {
     Deps,
     /// Build the flashable disk image of a target (see docs/image.md).
     Image(image::ImageArgs),
-    /// Boot a built image under QEMU (OVMF, TCG), serial on this terminal.
+    /// Write a built image to an SD card or USB stick with bmaptool (see docs/flash.md).
+    Flash(flash::FlashArgs),
+    /// Boot a built image under QEMU (TCG: OVMF for the PC, raspi3b for the Pi), serial on
+    /// this terminal.
     Qemu {
         /// The target whose image to boot.
         #[arg(long, default_value = "qemu-x86_64")]
@@ -99,6 +104,10 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Image(args) => {
             debian::ensure(debian::IMAGE)?;
             image::run(args)
+        }
+        Cmd::Flash(args) => {
+            debian::ensure(&["bmap-tools"])?;
+            flash::run(args)
         }
         Cmd::Qemu {
             target,
@@ -164,13 +173,24 @@ fn test(extra: &[String], with_image: bool) -> Result<()> {
     if !with_image {
         return tests;
     }
-    // The image even when a test failed: its result is worth having in the same run.
-    let image = image::run(image::ImageArgs::reproducibility_check("qemu-x86_64"))
-        .and_then(|()| qemu::boot_test("qemu-x86_64", false).map(|_| ()));
+    // The images even when a test failed: their result is worth having in the same run.
+    let mut image = Ok(());
+    for target in image::TARGETS {
+        let r = image::run(image::ImageArgs::reproducibility_check(target))
+            .and_then(|()| qemu::boot_test(target, false).map(|_| ()))
+            .and_then(|()| imagegst::h264_check(target))
+            .with_context(|| format!("the {target} image"));
+        if let Err(e) = r {
+            eprintln!("xtask: {e:#}");
+            if image.is_ok() {
+                image = Err(e);
+            }
+        }
+    }
     match (tests, image) {
         (Ok(()), Ok(())) => Ok(()),
         (Err(e), Ok(())) => Err(e),
-        (Ok(()), Err(e)) => Err(e.context("the image")),
+        (Ok(()), Err(e)) => Err(e),
         (Err(t), Err(e)) => Err(t.context(format!("and the image failed too: {e:#}"))),
     }
 }

@@ -1,10 +1,15 @@
-//! `cargo xtask qemu`: boots a built image with OVMF under TCG, and the image's boot test
-//! (`--test`) and boot-time benchmark (`cargo xtask bench boot`) on top of it.
+//! `cargo xtask qemu`: boots a built image under TCG, and the image's boot test (`--test`)
+//! and boot-time benchmark (`cargo xtask bench boot`) on top of it.
 //!
-//! QEMU's machine: 1 GiB, the disk as virtio, an i6300esb watchdog (so ewindow-init's watchdog
-//! duty runs against a real device driver), user networking with SSH forwarded from
-//! 127.0.0.1:2222, the serial line on the terminal (or a pipe the test reads), the
-//! monitor on a Unix socket (the test's Ctrl-Alt-Del).
+//! The PC (`qemu-x86_64`): OVMF, 1 GiB, the disk as virtio, an i6300esb watchdog (so
+//! ewindow-init's watchdog duty runs against a real device driver), virtio networking.
+//! The Raspberry Pi (`rpi-arm64`): QEMU's `raspi3b` (4 Cortex-A53, 1 GiB, the SoC's own
+//! watchdog), the image as its SD card, a USB keyboard (Ctrl-Alt-Del) and QEMU's USB
+//! network adapter; QEMU does not run the Pi's GPU firmware, so the kernel, its device tree,
+//! the initramfs and the command line are taken from the image's boot partition, where the
+//! firmware would find them. Both: user networking with SSH forwarded from 127.0.0.1, the
+//! serial console on the terminal (or a pipe the test reads), the monitor on a Unix socket
+//! (the test's Ctrl-Alt-Del).
 
 use std::fs;
 use std::io::Write;
@@ -15,11 +20,86 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::image::{copy_range, tool};
+use crate::image::{copy_range, tool, Boot as BootKind, Target};
 use crate::proc::{self, Running};
 
 const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE.fd";
 const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS.fd";
+
+/// The machine QEMU emulates for a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Machine {
+    /// A UEFI PC.
+    Pc,
+    /// A Raspberry Pi 3 B; the device tree QEMU hands the kernel.
+    Raspi3b {
+        /// The `.dtb` on the boot partition.
+        dtb: String,
+    },
+}
+
+impl Machine {
+    /// The machine of a target.
+    pub fn of(target: &Target) -> Result<Machine> {
+        Ok(match &target.boot {
+            BootKind::Uefi { .. } => Machine::Pc,
+            BootKind::Raspi { .. } => Machine::Raspi3b {
+                dtb: target
+                    .dtbs()
+                    .iter()
+                    .find(|d| d.ends_with("bcm2837-rpi-3-b.dtb"))
+                    .and_then(|d| d.rsplit('/').next())
+                    .context("the target has no Raspberry Pi 3 B device tree for QEMU's raspi3b")?
+                    .to_string(),
+            },
+        })
+    }
+
+    /// The serial line the console and ewindow-init's log are on.
+    fn serial_tty(&self) -> &'static str {
+        match self {
+            Machine::Pc => "ttyS0",
+            Machine::Raspi3b { .. } => "ttyS1",
+        }
+    }
+}
+
+/// The Pi's boot files for QEMU, copied out of the disk's boot partition (at 1 MiB) into
+/// `dir`: the kernel, the device tree, the initramfs, and the command line.
+fn raspi_boot_files(
+    disk: &Path,
+    dtb: &str,
+    dir: &Path,
+) -> Result<(PathBuf, PathBuf, PathBuf, String)> {
+    let get = |name: &str| -> Result<PathBuf> {
+        let out = dir.join(name);
+        let _ = fs::remove_file(&out);
+        tool(
+            Command::new("mcopy")
+                .env("MTOOLS_SKIP_CHECK", "1")
+                .arg("-n")
+                .arg("-i")
+                .arg(format!("{}@@1M", disk.display()))
+                .arg(format!("::{name}"))
+                .arg(&out),
+        )
+        .with_context(|| format!("{name} from the boot partition of {}", disk.display()))?;
+        Ok(out)
+    };
+    let cmdline = fs::read_to_string(get("cmdline.txt")?)?.trim().to_string();
+    Ok((get("vmlinuz")?, get(dtb)?, get("initrd.img")?, cmdline))
+}
+
+/// An SD card's size must be a power of two for QEMU: grows the (sparse) copy `disk`.
+fn pad_to_power_of_two(disk: &Path) -> Result<()> {
+    let f = fs::File::options().write(true).open(disk)?;
+    let len = f.metadata()?.len();
+    let want = len.next_power_of_two();
+    if want != len {
+        f.set_len(want)?;
+    }
+    Ok(())
+}
 
 /// The image `cargo xtask image` writes for `target`.
 pub fn image_path(target: &str) -> PathBuf {
@@ -29,32 +109,67 @@ pub fn image_path(target: &str) -> PathBuf {
         .join(format!("ewindow-{target}.img"))
 }
 
-/// The QEMU command for `disk`; `vars` is this disk's copy of the UEFI variables.
+/// The QEMU command for `disk` (a copy: the Pi's is padded, its boot files copied out beside
+/// it; the PC's UEFI variables are kept beside it).
 fn command(
+    machine: &Machine,
     disk: &Path,
-    vars: &Path,
     monitor: Option<&Path>,
     headless: bool,
     ssh_port: u16,
 ) -> Result<Command> {
-    if !vars.exists() {
-        fs::copy(OVMF_VARS, vars)
-            .with_context(|| format!("copying {OVMF_VARS} (apt-get install ovmf)"))?;
-    }
-    let mut c = Command::new("qemu-system-x86_64");
-    c.args(["-accel", "tcg", "-m", "1024", "-smp", "2", "-no-reboot"])
-        .args([
-            "-drive",
-            &format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
-        ])
-        .arg("-drive")
-        .arg(format!("if=pflash,format=raw,file={}", vars.display()))
-        .arg("-drive")
-        .arg(format!("file={},if=virtio,format=raw", disk.display()))
-        .args(["-device", "i6300esb"])
-        .arg("-netdev")
-        .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"))
-        .args(["-device", "virtio-net-pci,netdev=n0"]);
+    let dir = disk.parent().context("disk path")?;
+    let net = format!("user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22");
+    let mut c = match machine {
+        Machine::Pc => {
+            let vars = dir.join("vars.fd");
+            if !vars.exists() {
+                fs::copy(OVMF_VARS, &vars)
+                    .with_context(|| format!("copying {OVMF_VARS} (apt-get install ovmf)"))?;
+            }
+            let mut c = Command::new("qemu-system-x86_64");
+            c.args(["-accel", "tcg", "-m", "1024", "-smp", "2", "-no-reboot"])
+                .args([
+                    "-drive",
+                    &format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
+                ])
+                .arg("-drive")
+                .arg(format!("if=pflash,format=raw,file={}", vars.display()))
+                .arg("-drive")
+                .arg(format!("file={},if=virtio,format=raw", disk.display()))
+                .args(["-device", "i6300esb"])
+                .arg("-netdev")
+                .arg(&net)
+                .args(["-device", "virtio-net-pci,netdev=n0"]);
+            c
+        }
+        Machine::Raspi3b { dtb } => {
+            pad_to_power_of_two(disk)?;
+            let (kernel, dtb, initrd, cmdline) = raspi_boot_files(disk, dtb, dir)?;
+            let mut c = Command::new("qemu-system-aarch64");
+            // raspi3b has exactly 1 GiB and 4 cores; one TCG thread boots them faster on
+            // a 2-core build machine than one thread per core
+            c.args(["-M", "raspi3b", "-accel", "tcg,thread=single", "-no-reboot"])
+                .arg("-kernel")
+                .arg(&kernel)
+                .arg("-dtb")
+                .arg(&dtb)
+                .arg("-initrd")
+                .arg(&initrd)
+                .arg("-append")
+                .arg(&cmdline)
+                .arg("-drive")
+                .arg(format!("if=sd,format=raw,file={}", disk.display()))
+                .args(["-device", "usb-kbd"])
+                .arg("-netdev")
+                .arg(&net)
+                .args(["-device", "usb-net,netdev=n0"])
+                // the first serial port is the PL011 (Bluetooth on a Pi), the second the
+                // mini-UART: the console
+                .args(["-serial", "null"]);
+            c
+        }
+    };
     if let Some(m) = monitor {
         c.arg("-monitor")
             .arg(format!("unix:{},server,nowait", m.display()));
@@ -70,9 +185,18 @@ fn command(
     Ok(c)
 }
 
+/// The QEMU program of a machine, for error messages.
+fn program(machine: &Machine) -> &'static str {
+    match machine {
+        Machine::Pc => "qemu-system-x86_64 (apt-get install qemu-system-x86 ovmf)",
+        Machine::Raspi3b { .. } => "qemu-system-aarch64 (apt-get install qemu-system-arm)",
+    }
+}
+
 /// `cargo xtask qemu`: boots the image interactively (serial on this terminal; the screen in
 /// a window when there is a display). Ctrl-A X quits QEMU.
 pub fn interactive(target: &str, image: Option<PathBuf>, headless: bool) -> Result<()> {
+    let machine = Machine::of(&Target::load(&crate::root(), target)?)?;
     let img = image.unwrap_or_else(|| image_path(target));
     if !img.exists() {
         bail!(
@@ -83,8 +207,9 @@ pub fn interactive(target: &str, image: Option<PathBuf>, headless: bool) -> Resu
     let display =
         std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     // Debian ships QEMU's windows apart, in qemu-system-gui
-    let gui = Path::new("/usr/lib/x86_64-linux-gnu/qemu/ui-gtk.so").exists();
-    if display && !headless && !gui {
+    let gui =
+        Path::new("/usr/lib/x86_64-linux-gnu/qemu/ui-gtk.so").exists() && machine == Machine::Pc;
+    if display && !headless && !gui && machine == Machine::Pc {
         eprintln!(
             "xtask: no window for the screen: apt-get install qemu-system-gui (serial only now)"
         );
@@ -108,17 +233,18 @@ pub fn interactive(target: &str, image: Option<PathBuf>, headless: bool) -> Resu
             img.display()
         );
     }
-    let mut c = command(&disk, &run.join("vars.fd"), None, false, 2222)?;
+    let mut c = command(&machine, &disk, None, false, 2222)?;
     if headless {
         c.args(["-display", "none"]);
     }
     eprintln!(
-        "xtask: booting {} (TCG: about half a minute to the console; Ctrl-A X quits, Ctrl-A C the monitor; ssh -p 2222 root@127.0.0.1)",
-        disk.display()
+        "xtask: booting {} (TCG: about half a minute to the console on {}; Ctrl-A X quits, Ctrl-A C the monitor; ssh -p 2222 root@127.0.0.1)",
+        disk.display(),
+        machine.serial_tty()
     );
     let st = c
         .status()
-        .context("running qemu-system-x86_64 (apt-get install qemu-system-x86 ovmf)")?;
+        .with_context(|| format!("running {}", program(&machine)))?;
     if !st.success() {
         bail!("qemu exited with {st}");
     }
@@ -128,6 +254,7 @@ pub fn interactive(target: &str, image: Option<PathBuf>, headless: bool) -> Resu
 /// One headless boot whose serial lines the caller reads.
 pub struct Boot {
     run: Running,
+    machine: Machine,
     monitor: PathBuf,
     /// The host's loopback port forwarded to the guest's port 22.
     pub ssh_port: u16,
@@ -138,20 +265,20 @@ pub struct Boot {
 
 impl Boot {
     /// Starts QEMU on `disk`, echoing the serial lines with their time when `echo`.
-    pub fn start(disk: &Path, echo: bool) -> Result<Boot> {
+    pub fn start(machine: &Machine, disk: &Path, echo: bool) -> Result<Boot> {
         let dir = disk.parent().context("disk path")?;
         let monitor = dir.join("monitor.sock");
         let _ = fs::remove_file(&monitor);
-        let vars = dir.join("vars.fd");
-        let _ = fs::remove_file(&vars);
+        let _ = fs::remove_file(dir.join("vars.fd"));
         // a free loopback port for the guest's SSH
         let ssh_port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let c = command(disk, &vars, Some(&monitor), true, ssh_port)?;
+        let c = command(machine, disk, Some(&monitor), true, ssh_port)?;
         let run = proc::spawn("qemu", c, echo)?;
         Ok(Boot {
             run,
+            machine: machine.clone(),
             monitor,
             ssh_port,
             started: Instant::now(),
@@ -224,8 +351,23 @@ impl Boot {
     /// serial lines meanwhile; kills it after `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
+        let mut halted: Option<Instant> = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
+            // QEMU's raspi3b has no power switch: the kernel's last line is the verdict
+            if self.machine != Machine::Pc
+                && halted.is_none()
+                && self.log.iter().any(|(_, l)| {
+                    l.contains("reboot: Power down") || l.contains("reboot: Restarting system")
+                })
+            {
+                halted = Some(Instant::now());
+            }
+            if halted.is_some_and(|t| t.elapsed() > Duration::from_secs(10)) {
+                let _ = self.run.child.kill();
+                let _ = self.run.child.wait();
+                return Ok(());
+            }
             if left.is_zero() {
                 let _ = self.run.child.kill();
                 bail!(
@@ -257,7 +399,8 @@ impl Drop for Boot {
     }
 }
 
-/// The data partition of a disk image: (offset, length) in bytes, from the GPT (sfdisk -J).
+/// The data partition of a disk image: (offset, length) in bytes, from its partition table
+/// (sfdisk -J): GPT's `ewindow-data`, or MBR's Linux partition.
 pub fn data_partition(disk: &Path) -> Result<(u64, u64)> {
     let out = Command::new("sfdisk")
         .arg("-J")
@@ -270,8 +413,8 @@ pub fn data_partition(disk: &Path) -> Result<(u64, u64)> {
         .context("no partitions")?;
     let p = parts
         .iter()
-        .find(|p| p["name"] == "ewindow-data")
-        .context("no partition named ewindow-data")?;
+        .find(|p| p["name"] == "ewindow-data" || p["type"] == "83")
+        .context("no partition named ewindow-data, nor an MBR Linux partition")?;
     let start = p["start"].as_u64().context("start")?;
     let size = p["size"].as_u64().context("size")?;
     Ok((start * 512, size * 512))
@@ -358,6 +501,8 @@ pub struct BootFigures {
     pub up_uptime_s: f64,
     /// Provisioned boot: QEMU start → ewindow-init's first line.
     pub init_wall_s: f64,
+    /// First boot: QEMU start → the set-up wizard on the serial console.
+    pub wizard_wall_s: f64,
 }
 
 /// The `uptime_s=` of a serial line: ewindow-init's "all services up", the floor's `/init`.
@@ -383,13 +528,18 @@ pub fn uptime_s(line: &str) -> Option<f64> {
 ///    `ewindowctl status` over SSH with the member's key (a stranger's key refused); then
 ///    `ewindowctl poweroff` over SSH; fsck-clean again.
 pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
-    let dir = crate::root().join("target/image/boot-test");
+    let machine = Machine::of(&Target::load(&crate::root(), target)?)?;
+    let dir = crate::root().join("target/image/boot-test").join(target);
     let disk = fresh_copy(target, &dir)?;
     let part = dir.join("data.img");
-    let limit = Duration::from_secs(300);
+    // an emulated Pi 3 (four cores on one host thread) is slower than the PC
+    let limit = Duration::from_secs(match machine {
+        Machine::Pc => 300,
+        Machine::Raspi3b { .. } => 600,
+    });
 
-    eprintln!("boot test 1/2: first boot (blank /data)");
-    let mut b = Boot::start(&disk, echo)?;
+    eprintln!("boot test 1/2 ({target}): first boot (blank /data)");
+    let mut b = Boot::start(&machine, &disk, echo)?;
     b.wait_for("ewindow-init starting pid1=true", limit)?;
     let (_, mounted) = b.wait_for("data partition mounted", limit)?;
     if !mounted.contains("created=true") {
@@ -405,7 +555,7 @@ pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
     for s in ["overlay", "console", "serial", "sshd"] {
         b.wait_for(&format!("started service={s}"), limit)?;
     }
-    b.wait_for("not set up yet", limit)?;
+    let (t_wizard, _) = b.wait_for("not set up yet", limit)?;
     b.collect(Duration::from_secs(3));
     if let Some((_, l)) = b.log.iter().find(|(_, l)| l.contains("exited; restarting")) {
         bail!("a service failed in the first boot: {l}\n{}", b.tail(20));
@@ -425,7 +575,7 @@ pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
     }
     eprintln!("boot test 1/2: ok (filesystem made, identity {key}, wizard shown, fsck clean)");
 
-    eprintln!("boot test 2/2: provisioned");
+    eprintln!("boot test 2/2 ({target}): provisioned");
     let peer = Command::new(crate::root().join("target/release/ewindow-overlay"))
         .args(["identity", "--identity"])
         .arg(dir.join("peer.key"))
@@ -475,7 +625,7 @@ pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
         }
     }
     put_data(&disk, &part)?;
-    let mut b = Boot::start(&disk, echo)?;
+    let mut b = Boot::start(&machine, &disk, echo)?;
     let (t_init, _) = b.wait_for("ewindow-init starting pid1=true", limit)?;
     let (t_up, line) = b.wait_for("all services up", limit)?;
     let uptime = uptime_s(&line).unwrap_or(f64::NAN);
@@ -556,6 +706,7 @@ pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
         up_wall_s: t_up,
         up_uptime_s: uptime,
         init_wall_s: t_init,
+        wizard_wall_s: t_wizard,
     })
 }
 
@@ -582,11 +733,11 @@ fn ssh(port: u16, key: &Path, command: &str) -> Result<String> {
 }
 
 /// The floor's boot: QEMU start → the busybox `/init` line, and the uptime it printed.
-pub fn boot_floor(img: &Path) -> Result<(f64, f64)> {
+pub fn boot_floor(machine: &Machine, img: &Path) -> Result<(f64, f64)> {
     let dir = img.parent().context("floor path")?;
     let disk = dir.join("disk.img");
     sparse_copy(img, &disk)?;
-    let mut b = Boot::start(&disk, false)?;
+    let mut b = Boot::start(machine, &disk, false)?;
     let (t, line) = b.wait_for("FLOOR: busybox /init running", Duration::from_secs(300))?;
     let uptime = uptime_s(&line).unwrap_or(f64::NAN);
     Ok((t, uptime))
@@ -596,23 +747,28 @@ pub fn boot_floor(img: &Path) -> Result<(f64, f64)> {
 /// same kernel booting a busybox-only initramfs), in one run.
 pub fn bench(target: &str) -> Result<()> {
     let repo = crate::root();
-    let t = crate::image::Target::load(&repo, target)?;
+    let t = Target::load(&repo, target)?;
+    let machine = Machine::of(&t)?;
     let floor = crate::image::build_floor(&repo, &t)?;
     let mut floors = Vec::new();
     for _ in 0..2 {
-        floors.push(boot_floor(&floor)?);
+        floors.push(boot_floor(&machine, &floor)?);
     }
     let mut ups = Vec::new();
     for _ in 0..2 {
         ups.push(boot_test(target, false)?);
     }
-    println!("\nboot under QEMU TCG (2 vCPUs on the build machine), same kernel, same run:");
+    println!("\n{target} boot under QEMU TCG ({machine:?}), same kernel, same run:");
     println!("| boot | QEMU start → | wall s | kernel uptime s |");
     println!("|---|---|---|---|");
     for (w, u) in &floors {
         println!("| floor: busybox initramfs | /init runs | {w:.1} | {u:.2} |");
     }
     for f in &ups {
+        println!(
+            "| ewindow (first boot) | the set-up wizard on the serial console | {:.1} | |",
+            f.wizard_wall_s
+        );
         println!(
             "| ewindow (provisioned) | ewindow-init's first line | {:.1} | |",
             f.init_wall_s

@@ -123,6 +123,8 @@ pub struct VideoStreamConfig {
     pub fps: u32,
     /// Encoder target bitrate, kbit/s.
     pub kbps: u32,
+    /// Encoder threads.
+    pub threads: u32,
     /// Source of sent video.
     pub source: VideoSource,
     /// Sink of received video.

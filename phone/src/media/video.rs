@@ -115,8 +115,9 @@ fn encoder(cfg: &VideoStreamConfig) -> Result<Vec<gst::Element>> {
             let enc = make(name)?;
             enc.set_property("deadline", 1i64);
             enc.set_property("cpu-used", 8i32);
-            // Two threads under contention collapsed to 10 fps here: one by default.
-            enc.set_property("threads", 1i32);
+            // Two threads under contention collapsed to 10 fps on a 2-core PC: one by
+            // default; a Pi's profile gives its four cores two.
+            enc.set_property("threads", cfg.threads.min(8) as i32);
             enc.set_property("target-bitrate", bps.min(i32::MAX as u32) as i32);
             enc.set_property_from_str("end-usage", "cbr");
             enc.set_property("lag-in-frames", 0i32);
@@ -131,7 +132,7 @@ fn encoder(cfg: &VideoStreamConfig) -> Result<Vec<gst::Element>> {
             enc.set_property_from_str("tune", "zerolatency");
             enc.set_property("bitrate", cfg.kbps);
             enc.set_property("key-int-max", gop);
-            enc.set_property("threads", 1u32);
+            enc.set_property("threads", cfg.threads);
             // Slices under the MTU: packetization mode 0 needs one NAL unit per packet,
             // and small NAL units lose less on a lossy link in mode 1 too.
             enc.set_property("option-string", "slice-max-size=1200");
@@ -155,7 +156,7 @@ fn encoder(cfg: &VideoStreamConfig) -> Result<Vec<gst::Element>> {
             enc.set_property_from_str("rate-control", "bitrate");
             enc.set_property_from_str("complexity", "low");
             enc.set_property_from_str("usage-type", "camera");
-            enc.set_property("multi-thread", 1u32);
+            enc.set_property("multi-thread", cfg.threads);
             enc
         }
     }])

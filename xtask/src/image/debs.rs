@@ -12,6 +12,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
+use super::apt::Apt;
 use super::target::canonical;
 
 /// What a file in a package is.
@@ -34,9 +35,11 @@ pub struct Entry {
     pub kind: Kind,
 }
 
-/// The download and unpack cache.
+/// The download and unpack cache, and the apt that fills it.
 pub struct Cache {
     dir: PathBuf,
+    /// The apt of the target's architecture.
+    pub apt: Apt,
 }
 
 /// One unpacked package.
@@ -52,13 +55,14 @@ pub struct Unpacked {
 }
 
 impl Cache {
-    /// The cache in `dir`.
-    pub fn new(dir: PathBuf) -> Cache {
-        Cache { dir }
+    /// The cache in `dir`, filled by `apt`.
+    pub fn new(dir: PathBuf, apt: Apt) -> Cache {
+        Cache { dir, apt }
     }
 
-    /// The `.deb` of `name` at `version` for `arch`, downloaded when missing.
-    pub fn fetch(&self, name: &str, version: &str, arch: &str) -> Result<PathBuf> {
+    /// The `.deb` of `name` at `version` for the apt's architecture, downloaded when missing.
+    pub fn fetch(&self, name: &str, version: &str) -> Result<PathBuf> {
+        let arch = self.apt.arch.as_str();
         let debs = self.dir.join("debs");
         fs::create_dir_all(&debs).with_context(|| format!("creating {}", debs.display()))?;
         let find = || {
@@ -74,9 +78,13 @@ impl Cache {
         // running beside this one never sees a half-written .deb.
         let tmp = debs.join(format!(".download-{}", unique()));
         fs::create_dir_all(&tmp)?;
+        if self.apt.needs_update() {
+            self.apt.update()?;
+        }
         let run = || -> Result<bool> {
-            let out = Command::new("apt-get")
-                .env("LC_ALL", "C")
+            let out = self
+                .apt
+                .command("apt-get")
                 .args(["-q", "-o", "APT::Sandbox::User=root", "download"])
                 .arg(format!("{name}:{arch}={version}"))
                 .current_dir(&tmp)
@@ -90,7 +98,9 @@ impl Cache {
         };
         let ok = run()? || {
             // A fresh machine may not have read the archive's indexes yet.
-            let _ = Command::new("apt-get").args(["-q", "update"]).status();
+            if let Err(e) = self.apt.update() {
+                eprintln!("  {e:#}");
+            }
             run()?
         };
         if ok {
@@ -109,14 +119,8 @@ impl Cache {
     }
 
     /// Fetches, checks against `sha256` (when given) and unpacks.
-    pub fn get(
-        &self,
-        name: &str,
-        version: &str,
-        arch: &str,
-        sha256: Option<&str>,
-    ) -> Result<Unpacked> {
-        let deb = self.fetch(name, version, arch)?;
+    pub fn get(&self, name: &str, version: &str, sha256: Option<&str>) -> Result<Unpacked> {
+        let deb = self.fetch(name, version)?;
         if let Some(want) = sha256 {
             let got = sha256_file(&deb)?;
             if got != want {
@@ -127,7 +131,7 @@ impl Cache {
                 );
             }
         }
-        let root = self.unpack(name, version, &deb)?;
+        let root = self.unpack(&deb)?;
         Ok(Unpacked {
             name: name.to_string(),
             version: version.to_string(),
@@ -136,11 +140,13 @@ impl Cache {
         })
     }
 
-    fn unpack(&self, name: &str, version: &str, deb: &Path) -> Result<PathBuf> {
-        let dir = self
-            .dir
-            .join("unpacked")
-            .join(format!("{name}_{}", version.replace(':', "%3a")));
+    /// Unpacks a `.deb` into `unpacked/<name>_<version>_<arch>/` (once).
+    fn unpack(&self, deb: &Path) -> Result<PathBuf> {
+        let stem = deb
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .context("a .deb without a name")?;
+        let dir = self.dir.join("unpacked").join(stem);
         if dir.is_dir() {
             return Ok(dir);
         }
@@ -230,11 +236,14 @@ pub fn index_package(index: &mut BTreeMap<String, Entry>, u: &Unpacked) -> Resul
     Ok(())
 }
 
-/// The candidate version apt would download (`apt-cache policy`), if any.
-pub fn candidate(name: &str, arch: &str) -> Result<Option<String>> {
-    let out = Command::new("apt-cache")
-        .env("LC_ALL", "C")
-        .args(["policy", &format!("{name}:{arch}")])
+/// The candidate version `apt` would download (`apt-cache policy`), if any.
+pub fn candidate(apt: &Apt, name: &str) -> Result<Option<String>> {
+    if apt.needs_update() {
+        apt.update()?;
+    }
+    let out = apt
+        .command("apt-cache")
+        .args(["policy", &format!("{name}:{}", apt.arch)])
         .output()
         .context("running apt-cache policy")?;
     let text = String::from_utf8_lossy(&out.stdout);

@@ -1,6 +1,7 @@
-//! The disk: a GPT with fixed GUIDs, an EFI system partition (FAT, `mkfs.vfat --invariant`,
-//! files copied with mtools at the build's epoch) holding the unified kernel image, and an
-//! empty data partition that ewindow-init formats at the first boot.
+//! The disk: a partition table with fixed identifiers (GPT for UEFI, MBR for the Raspberry
+//! Pi), the boot partition (FAT32, `mkfs.vfat --invariant`, files copied with mtools at the
+//! build's epoch: the ESP with the unified kernel image, or the Pi's firmware, kernel and
+//! device trees), and an empty data partition that ewindow-init formats at the first boot.
 
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
@@ -9,7 +10,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use super::target::Disk;
+use super::target::{Disk, Table};
 
 const MIB: u64 = 1 << 20;
 
@@ -33,48 +34,61 @@ pub fn tool(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// The sfdisk script of the layout.
-pub fn sfdisk_script(d: &Disk, esp_mib: u64) -> String {
-    format!(
-        "label: gpt\nlabel-id: {}\nunit: sectors\nfirst-lba: 2048\n\
-         start=2048, size={}, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid={}, name=\"EFI system\"\n\
-         start={}, size={}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid={}, name=\"{DATA_LABEL}\"\n",
-        d.disk_guid,
-        esp_mib * 2048,
-        d.esp_guid,
-        (1 + esp_mib) * 2048,
-        d.data_mib * 2048,
-        d.data_guid,
-    )
+/// The sfdisk script of the layout: the boot partition at 1 MiB, then the data partition.
+pub fn sfdisk_script(d: &Disk, boot_mib: u64) -> String {
+    let (boot, data) = (boot_mib * 2048, d.data_mib * 2048);
+    let data_at = (1 + boot_mib) * 2048;
+    match d.table {
+        Table::Gpt => format!(
+            "label: gpt\nlabel-id: {}\nunit: sectors\nfirst-lba: 2048\n\
+             start=2048, size={boot}, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid={}, name=\"EFI system\"\n\
+             start={data_at}, size={data}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid={}, name=\"{DATA_LABEL}\"\n",
+            d.disk_id,
+            d.boot_guid.as_deref().unwrap_or_default(),
+            d.data_guid.as_deref().unwrap_or_default(),
+        ),
+        // 0c: FAT32 (LBA), the type the Pi's firmware looks for; 83: Linux
+        Table::Dos => format!(
+            "label: dos\nlabel-id: {}\nunit: sectors\n\
+             start=2048, size={boot}, type=c, bootable\n\
+             start={data_at}, size={data}, type=83\n",
+            d.disk_id,
+        ),
+    }
 }
 
-/// The ESP size for a unified kernel image of `uki_bytes`: room for two (an update next to
-/// the running one) and 4 MiB, in whole 4 MiB, at least `esp_min_mib`.
-pub fn esp_mib(d: &Disk, uki_bytes: u64) -> u64 {
-    let want = (2 * uki_bytes).div_ceil(MIB) + 4;
-    (want.div_ceil(4) * 4).max(d.esp_min_mib)
+/// The boot partition's size for boot files of `bytes`: room for them twice (an update next
+/// to the running kernel) and 4 MiB, in whole 4 MiB, at least `boot_min_mib`.
+pub fn boot_mib(d: &Disk, bytes: u64) -> u64 {
+    let want = (2 * bytes).div_ceil(MIB) + 4;
+    (want.div_ceil(4) * 4).max(d.boot_min_mib)
 }
 
-/// Makes the disk image `img`: the ESP with `files` (path on the ESP, source), then the GPT.
+/// Makes the disk image `img`: the boot partition with `files` (path on it, source), then
+/// the partition table.
 pub fn make(d: &Disk, files: &[(&str, &Path)], epoch: u64, work: &Path, img: &Path) -> Result<()> {
     let total: u64 = files
         .iter()
         .map(|(_, f)| fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .sum();
-    let esp_mib = esp_mib(d, total);
+    let esp_mib = boot_mib(d, total);
     let esp = work.join("esp.img");
     let _ = fs::remove_file(&esp);
+    let label = match d.table {
+        Table::Gpt => "EWINDOW-EFI",
+        Table::Dos => "EWINDOW",
+    };
     tool(
         Command::new("mkfs.vfat")
-            // FAT32: some PC firmware boots only from a FAT32 ESP
+            // FAT32: some PC firmware boots only from a FAT32 ESP; the Pi reads it too
             .args([
                 "--invariant",
                 "-F",
                 "32",
                 "-i",
-                &d.esp_volume_id,
+                &d.boot_volume_id,
                 "-n",
-                "EWINDOW-EFI",
+                label,
                 "-C",
             ])
             .arg(&esp)
@@ -204,20 +218,21 @@ mod tests {
 
     fn disk() -> Disk {
         Disk {
-            disk_guid: "6f2c6b8e-1d3a-4b7e-9a51-0e77696e646f".into(),
-            esp_guid: "c0ffee00-e1e1-4a11-8d2e-0e77696e0001".into(),
-            data_guid: "c0ffee00-e1e1-4a11-8d2e-0e77696e0002".into(),
-            esp_volume_id: "0E1D0001".into(),
-            esp_min_mib: 64,
+            table: Table::Gpt,
+            disk_id: "6f2c6b8e-1d3a-4b7e-9a51-0e77696e646f".into(),
+            boot_guid: Some("c0ffee00-e1e1-4a11-8d2e-0e77696e0001".into()),
+            data_guid: Some("c0ffee00-e1e1-4a11-8d2e-0e77696e0002".into()),
+            boot_volume_id: "0E1D0001".into(),
+            boot_min_mib: 64,
             data_mib: 256,
         }
     }
 
     #[test]
-    fn esp_sizes() {
-        assert_eq!(esp_mib(&disk(), 10 * MIB), 64);
-        assert_eq!(esp_mib(&disk(), 40 * MIB), 84);
-        assert_eq!(esp_mib(&disk(), 40 * MIB + 1), 88);
+    fn boot_partition_sizes() {
+        assert_eq!(boot_mib(&disk(), 10 * MIB), 64);
+        assert_eq!(boot_mib(&disk(), 40 * MIB), 84);
+        assert_eq!(boot_mib(&disk(), 40 * MIB + 1), 88);
     }
 
     #[test]
@@ -226,5 +241,16 @@ mod tests {
         assert!(s.contains("start=2048, size=131072, type=C12A7328"));
         assert!(s.contains("start=133120, size=524288, type=0FC63DAF"));
         assert!(s.contains("name=\"ewindow-data\""));
+        let mbr = Disk {
+            table: Table::Dos,
+            disk_id: "0x0e77696e".into(),
+            boot_guid: None,
+            data_guid: None,
+            ..disk()
+        };
+        let s = sfdisk_script(&mbr, 128);
+        assert!(s.starts_with("label: dos\nlabel-id: 0x0e77696e\n"), "{s}");
+        assert!(s.contains("start=2048, size=262144, type=c, bootable\n"));
+        assert!(s.contains("start=264192, size=524288, type=83\n"));
     }
 }

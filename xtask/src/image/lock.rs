@@ -5,7 +5,11 @@
 //! # comment
 //! kernel linux-image-6.1.0-56-amd64
 //! package busybox-static 1:1.35.0-4+deb12u1+b1 3d3fdbe9…
+//! sysroot libgstreamer1.0-dev 1.22.0-2+deb12u1 5e1c…
 //! ```
+//!
+//! `sysroot` lines are the packages a cross build links against (build inputs, never in the
+//! image).
 
 use std::collections::BTreeMap;
 
@@ -27,6 +31,8 @@ pub struct Lock {
     pub kernel: String,
     /// Package name → pin.
     pub packages: BTreeMap<String, Pin>,
+    /// The cross build's sysroot: package name → pin.
+    pub sysroot: BTreeMap<String, Pin>,
 }
 
 impl Lock {
@@ -42,7 +48,7 @@ impl Lock {
             let fields: Vec<&str> = line.split_whitespace().collect();
             match fields.as_slice() {
                 ["kernel", pkg] => lock.kernel = pkg.to_string(),
-                ["package", name, version, sha] => {
+                [kind @ ("package" | "sysroot"), name, version, sha] => {
                     if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
                         bail!("line {n}: `{sha}` is not a sha256");
                     }
@@ -50,11 +56,18 @@ impl Lock {
                         version: version.to_string(),
                         sha256: sha.to_ascii_lowercase(),
                     };
-                    if lock.packages.insert(name.to_string(), pin).is_some() {
+                    let map = if *kind == "package" {
+                        &mut lock.packages
+                    } else {
+                        &mut lock.sysroot
+                    };
+                    if map.insert(name.to_string(), pin).is_some() {
                         bail!("line {n}: {name} is pinned twice");
                     }
                 }
-                _ => bail!("line {n}: expected `kernel PKG` or `package NAME VERSION SHA256`"),
+                _ => bail!(
+                    "line {n}: expected `kernel PKG`, `package NAME VERSION SHA256` or `sysroot NAME VERSION SHA256`"
+                ),
             }
         }
         if lock.kernel.is_empty() {
@@ -77,6 +90,9 @@ impl Lock {
         for (name, pin) in &self.packages {
             s.push_str(&format!("package {name} {} {}\n", pin.version, pin.sha256));
         }
+        for (name, pin) in &self.sysroot {
+            s.push_str(&format!("sysroot {name} {} {}\n", pin.version, pin.sha256));
+        }
         s
     }
 }
@@ -92,13 +108,17 @@ mod tests {
         let text = format!(
             "# hi\nkernel linux-image-6.1.0-56-amd64\n\
              package linux-image-6.1.0-56-amd64 6.1.158-1 {SHA}\n\
-             package busybox-static 1:1.35.0-4+deb12u1+b1 {SHA}\n"
+             package busybox-static 1:1.35.0-4+deb12u1+b1 {SHA}\n\
+             sysroot libglib2.0-dev 2.74.6-2+deb12u5 {SHA}\n\
+             sysroot busybox-static 1:1.35.0-4+deb12u1+b1 {SHA}\n"
         );
         let lock = Lock::parse(&text).unwrap();
         assert_eq!(
             lock.packages["busybox-static"].version,
             "1:1.35.0-4+deb12u1+b1"
         );
+        assert_eq!(lock.sysroot.len(), 2);
+        assert_eq!(lock.packages.len(), 2);
         let again = Lock::parse(&lock.render("t")).unwrap();
         assert_eq!(again, lock);
         assert!(

@@ -2,30 +2,36 @@
 //! pins and our release binaries. Nothing is compiled but our crates.
 //!
 //! Steps (each prints its progress; a failure names the step and why):
-//! 1. our release binaries (`cargo build --release`), stripped;
+//! 1. our release binaries (`cargo build --release`, cross-built against the lock's sysroot
+//!    for another architecture), stripped;
 //! 2. the packages of the lock: `apt-get download` into `target/image/cache/`, sha256 checked,
 //!    `dpkg-deb -x`;
 //! 3. the ELF closure of the target's root files and our binaries;
 //! 4. the kernel modules the services file loads, with their dependencies (`depmod`);
 //! 5. the root filesystem as a sorted `newc` cpio (in RAM at run time: see
 //!    `docs/image.md`), compressed with zstd;
-//! 6. the unified kernel image (systemd-boot's stub + kernel + initramfs + command line);
-//! 7. the disk: GPT, the ESP with the unified kernel image as `EFI/BOOT/BOOTX64.EFI`, the
-//!    empty data partition;
+//! 6. the boot files: a unified kernel image (systemd-boot's stub + kernel + initramfs +
+//!    command line) for UEFI; for a Raspberry Pi its firmware, `config.txt`, `cmdline.txt`,
+//!    the kernel, the initramfs and the boards' device trees;
+//! 7. the disk: the partition table (GPT or MBR), the FAT boot partition with the boot files,
+//!    the empty data partition;
 //! 8. the outputs in `target/image/<target>/`: `.img`, `.img.zst`, `.bmap`, `manifest.txt`,
-//!    `sizes.txt`, `SHA256SUMS`.
+//!    `sizes.txt`, `SHA256SUMS` (and `os_list.json`, Raspberry Pi Imager's entry, for a Pi).
 //!
 //! Reproducible: every time in the image is `SOURCE_DATE_EPOCH` (the last commit's time unless
 //! set), identifiers are fixed, file lists sorted. `--check-reproducible` builds twice in
 //! two directories and compares every output byte for byte.
 
+mod apt;
 mod closure;
 mod cpio;
 mod debs;
 mod disk;
+mod imager;
 mod kmod;
 mod lock;
 mod rootfs;
+mod sysroot;
 mod target;
 mod uki;
 
@@ -39,7 +45,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
 pub use disk::{copy_range, tool};
-pub use target::Target;
+pub use target::{Boot, Target};
+
+/// Every image target (`image/<target>.toml`): what `cargo xtask test` builds and boots.
+pub const TARGETS: &[&str] = &["qemu-x86_64", "rpi-arm64"];
 
 /// `cargo xtask image …`
 #[derive(Args)]
@@ -90,8 +99,10 @@ pub fn run(args: ImageArgs) -> Result<()> {
             // one build: binaries + 7 steps; a check: binaries, the downloads, two builds of
             // 7, the comparison
             let mut steps = Steps::new(if args.check_reproducible { 3 } else { 8 });
+            let cache = cache(&repo, &target)?;
             let bins = steps.run("our release binaries", || {
-                our_binaries(&repo, &target, !args.no_cargo)
+                let lock = read_lock(&repo, &target)?;
+                our_binaries(&repo, &target, &cache, &lock.sysroot, !args.no_cargo)
             })?;
             let out = repo.join("target/image").join(&target.name);
             if !args.check_reproducible {
@@ -102,9 +113,8 @@ pub fn run(args: ImageArgs) -> Result<()> {
             // inputs: the lock's packages (downloaded once, here) and our binaries.
             steps.run("downloading the lock's packages", || {
                 let lock = read_lock(&repo, &target)?;
-                let cache = debs::Cache::new(repo.join("target/image/cache"));
                 for (name, pin) in &lock.packages {
-                    cache.get(name, &pin.version, &target.arch, Some(&pin.sha256))?;
+                    cache.get(name, &pin.version, Some(&pin.sha256))?;
                 }
                 Ok(())
             })?;
@@ -230,10 +240,31 @@ fn rustc_version() -> String {
         .unwrap_or_default()
 }
 
-/// Builds the release binaries and strips them into `target/image/bin/`.
-fn our_binaries(repo: &Path, target: &Target, build: bool) -> Result<BTreeMap<String, PathBuf>> {
+/// The package cache and the apt of `target`'s architecture.
+pub fn cache(repo: &Path, target: &Target) -> Result<debs::Cache> {
+    let apt = apt::Apt::new(
+        &target.arch,
+        &target.components,
+        &repo.join("target/image/apt"),
+    )?;
+    Ok(debs::Cache::new(repo.join("target/image/cache"), apt))
+}
+
+/// Builds the release binaries (for a cross-built target against the sysroot of the lock's
+/// `sysroot` pins, in `target/image/sysroot/<target>/`) and strips them into
+/// `target/image/bin/<target>/`.
+fn our_binaries(
+    repo: &Path,
+    target: &Target,
+    cache: &debs::Cache,
+    sysroot_pins: &BTreeMap<String, lock::Pin>,
+    build: bool,
+) -> Result<BTreeMap<String, PathBuf>> {
     if build {
         let mut args = vec!["build", "--release", "--locked"];
+        if let Some(t) = &target.rust_target {
+            args.extend(["--target", t.as_str()]);
+        }
         for b in &target.binaries {
             args.extend(["--bin", b.as_str()]);
         }
@@ -241,27 +272,41 @@ fn our_binaries(repo: &Path, target: &Target, build: bool) -> Result<BTreeMap<St
         // repository and the cargo registry are.
         let home = std::env::var("HOME").unwrap_or_default();
         let cargo_home = std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{home}/.cargo"));
-        let flags = [
+        let flags = vec![
             format!("--remap-path-prefix={}=/ewindow", repo.display()),
             format!("--remap-path-prefix={cargo_home}=/cargo"),
-        ]
-        .join("\u{1f}");
-        crate::cargo_env(&args, &[("CARGO_ENCODED_RUSTFLAGS", flags.as_str())])?;
+        ];
+        let env = match &target.rust_target {
+            Some(rust) => {
+                sysroot::ensure_rust_target(rust)?;
+                let dir = repo.join("target/image/sysroot").join(&target.name);
+                sysroot::assemble(cache, sysroot_pins, &dir)?;
+                sysroot::cargo_env(target, &dir, &flags)
+            }
+            None => vec![("CARGO_ENCODED_RUSTFLAGS".into(), flags.join("\u{1f}"))],
+        };
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        crate::cargo_env(&args, &env)?;
     }
-    let dir = repo.join("target/image/bin");
+    let dir = repo.join("target/image/bin").join(&target.name);
     fs::create_dir_all(&dir)?;
+    let strip = match &target.rust_target {
+        Some(_) => format!("{}-strip", target.triplet),
+        None => "strip".into(),
+    };
     let mut out = BTreeMap::new();
     for b in &target.binaries {
-        let src = repo.join("target/release").join(b);
+        let src = repo.join(target.release_dir()).join(b);
         if !src.is_file() {
             bail!(
-                "{} is missing (cargo build --release --bin {b})",
-                src.display()
+                "{} is missing (cargo xtask image --target {} builds it)",
+                src.display(),
+                target.name
             );
         }
         let dst = dir.join(b);
         disk::tool(
-            Command::new("strip")
+            Command::new(&strip)
                 .args(["--strip-all", "-o"])
                 .arg(&dst)
                 .arg(&src),
@@ -299,7 +344,7 @@ fn build(
     let work = out.join("work");
     let _ = fs::remove_dir_all(out);
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
-    let cache = debs::Cache::new(repo.join("target/image/cache"));
+    let cache = cache(repo, target)?;
 
     let lock = steps.run("packages (apt-get download, sha256, dpkg-deb -x)", || {
         let lock = read_lock(repo, target)?;
@@ -308,7 +353,7 @@ fn build(
             if tag.is_empty() && (k % 25 == 0 || k + 1 == lock.packages.len()) {
                 eprintln!("  {}/{} {name}", k + 1, lock.packages.len());
             }
-            let u = cache.get(name, &pin.version, &target.arch, Some(&pin.sha256))?;
+            let u = cache.get(name, &pin.version, Some(&pin.sha256))?;
             got.insert(name.clone(), u);
         }
         Ok((lock, got))
@@ -330,13 +375,10 @@ fn build(
         rootfs::write_initramfs(&tree, epoch as u32, &work, &initrd)
     })?;
 
-    let uki = steps.run("unified kernel image", || {
-        let stub = pkgs
-            .get(&target.efi_stub.package)
-            .with_context(|| format!("{} is not in the lock", target.efi_stub.package))?;
-        make_uki(
+    let boot = steps.run("boot files", || {
+        boot_files(
             target,
-            stub,
+            &pkgs,
             kernel,
             &modules.release,
             &initrd,
@@ -347,14 +389,12 @@ fn build(
     })?;
 
     let img = out.join(format!("ewindow-{}.img", target.name));
-    steps.run("disk image (GPT, ESP, data)", || {
-        disk::make(
-            &target.disk,
-            &[(target.efi_boot.as_str(), uki.as_path())],
-            epoch,
-            &work,
-            &img,
-        )
+    steps.run("disk image (partition table, boot, data)", || {
+        let files: Vec<(&str, &Path)> = boot
+            .iter()
+            .map(|(d, s)| (d.as_str(), s.as_path()))
+            .collect();
+        disk::make(&target.disk, &files, epoch, &work, &img)
     })?;
 
     steps.run("outputs (.img.zst, .bmap, manifest, SHA256SUMS)", || {
@@ -434,7 +474,24 @@ fn outputs(
             m.push_str(&format!("+{p} {}\n", pin.version));
         }
     }
+    for (p, pin) in &lock.sysroot {
+        m.push_str(&format!("+sysroot {p} {}\n", pin.version));
+    }
     fs::write(out.join("manifest.txt"), m)?;
+    if let Boot::Raspi { .. } = target.boot {
+        let zst = out.join(format!("{name}.zst"));
+        let entry = imager::Entry {
+            name: format!("ewindow ({commit})"),
+            description: target.description.clone(),
+            file: format!("{name}.zst"),
+            extract_size: fs::metadata(img)?.len(),
+            extract_sha256: debs::sha256_file(img)?,
+            download_size: fs::metadata(&zst)?.len(),
+            download_sha256: debs::sha256_file(&zst)?,
+            epoch,
+        };
+        fs::write(out.join("os_list.json"), imager::os_list(&entry))?;
+    }
     let mut sums = String::new();
     for f in [
         name.clone(),
@@ -458,17 +515,20 @@ pub fn build_floor(repo: &Path, target: &Target) -> Result<PathBuf> {
     let _ = fs::remove_dir_all(&out);
     fs::create_dir_all(&work)?;
     let lock = read_lock(repo, target)?;
-    let cache = debs::Cache::new(repo.join("target/image/cache"));
+    let cache = cache(repo, target)?;
     let get = |name: &str| -> Result<debs::Unpacked> {
         let pin = lock
             .packages
             .get(name)
             .with_context(|| format!("{name} is not in the lock"))?;
-        cache.get(name, &pin.version, &target.arch, Some(&pin.sha256))
+        cache.get(name, &pin.version, Some(&pin.sha256))
     };
     let kernel = get(&lock.kernel)?;
     let busybox = get("busybox-static")?;
-    let stub = get(&target.efi_stub.package)?;
+    let mut pkgs = BTreeMap::new();
+    for p in target.boot_packages() {
+        pkgs.insert(p.clone(), get(&p)?);
+    }
     let release = rootfs::kernel_release(&kernel)?;
     let init = "#!/bin/busybox sh\n\
                 /bin/busybox mount -t proc proc /proc\n\
@@ -502,55 +562,93 @@ pub fn build_floor(repo: &Path, target: &Target) -> Result<PathBuf> {
     let initrd = work.join("initrd.cpio.zst");
     rootfs::write_initramfs(&t, epoch as u32, &work, &initrd)?;
     let osrel = "NAME=\"ewindow floor\"\nID=ewindow\n";
-    let uki = make_uki(
-        target, &stub, &kernel, &release, &initrd, osrel, epoch, &work,
+    let boot = boot_files(
+        target, &pkgs, &kernel, &release, &initrd, osrel, epoch, &work,
     )?;
+    let files: Vec<(&str, &Path)> = boot
+        .iter()
+        .map(|(d, s)| (d.as_str(), s.as_path()))
+        .collect();
     let img = out.join("floor.img");
-    disk::make(
-        &target.disk,
-        &[(target.efi_boot.as_str(), uki.as_path())],
-        epoch,
-        &work,
-        &img,
-    )?;
+    disk::make(&target.disk, &files, epoch, &work, &img)?;
     Ok(img)
 }
 
-/// The unified kernel image (`work/BOOTX64.EFI`) of the kernel package's `release` with
-/// `initrd`, the target's command line and `osrel`.
+/// The boot partition's files (path on it, source) for the kernel package's `release` with
+/// `initrd`: UEFI's unified kernel image, or the Raspberry Pi's firmware, configuration,
+/// kernel, initramfs and device trees.
 #[allow(clippy::too_many_arguments)]
-fn make_uki(
+fn boot_files(
     target: &Target,
-    stub: &debs::Unpacked,
+    pkgs: &BTreeMap<String, debs::Unpacked>,
     kernel: &debs::Unpacked,
     release: &str,
     initrd: &Path,
     osrel: &str,
     epoch: u64,
     work: &Path,
-) -> Result<PathBuf> {
+) -> Result<Vec<(String, PathBuf)>> {
+    let pkg = |name: &str| {
+        pkgs.get(name)
+            .with_context(|| format!("{name} is not in the lock"))
+    };
     let linux = kernel.root.join(format!("boot/vmlinuz-{release}"));
-    let mut sections = Vec::new();
-    for (name, text) in [
-        ("osrel", osrel),
-        ("cmdline", &target.cmdline),
-        ("uname", release),
-    ] {
-        let f = work.join(format!("{name}.txt"));
-        fs::write(&f, text)?;
-        sections.push((name, f));
+    match &target.boot {
+        Boot::Uefi { stub, path } => {
+            let stub = pkg(&stub.package)?.root.join(&stub.path);
+            let mut sections = Vec::new();
+            for (name, text) in [
+                ("osrel", osrel),
+                ("cmdline", &target.cmdline),
+                ("uname", release),
+            ] {
+                let f = work.join(format!("{name}.txt"));
+                fs::write(&f, text)?;
+                sections.push((name, f));
+            }
+            sections.push(("linux", linux));
+            sections.push(("initrd", initrd.to_path_buf()));
+            let sections: Vec<(&str, &Path)> =
+                sections.iter().map(|(n, f)| (*n, f.as_path())).collect();
+            let uki = work.join("BOOTX64.EFI");
+            uki::build(&stub, &sections, epoch as u32, &uki)?;
+            Ok(vec![(path.clone(), uki)])
+        }
+        Boot::Raspi {
+            firmware,
+            dtbs,
+            config,
+        } => {
+            let fw = pkg(&firmware.package)?;
+            let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+            let mut files = Vec::new();
+            for p in &firmware.paths {
+                let src = fw.root.join(p);
+                if !src.is_file() {
+                    bail!("{} ships no {p}", firmware.package);
+                }
+                files.push((base(p), src));
+            }
+            for d in dtbs {
+                let src = kernel
+                    .root
+                    .join(format!("usr/lib/linux-image-{release}/{d}"));
+                if !src.is_file() {
+                    bail!("the kernel package {} ships no {d}", kernel.name);
+                }
+                files.push((base(d), src));
+            }
+            let config_txt = work.join("config.txt");
+            fs::write(&config_txt, config.trim_start())?;
+            let cmdline_txt = work.join("cmdline.txt");
+            fs::write(&cmdline_txt, format!("{}\n", target.cmdline))?;
+            files.push(("config.txt".into(), config_txt));
+            files.push(("cmdline.txt".into(), cmdline_txt));
+            files.push(("vmlinuz".into(), linux));
+            files.push(("initrd.img".into(), initrd.to_path_buf()));
+            Ok(files)
+        }
     }
-    sections.push(("linux", linux));
-    sections.push(("initrd", initrd.to_path_buf()));
-    let sections: Vec<(&str, &Path)> = sections.iter().map(|(n, f)| (*n, f.as_path())).collect();
-    let uki = work.join("BOOTX64.EFI");
-    uki::build(
-        &stub.root.join(&target.efi_stub.path),
-        &sections,
-        epoch as u32,
-        &uki,
-    )?;
-    Ok(uki)
 }
 
 /// Compares every file of two output directories; names the first difference.

@@ -279,15 +279,32 @@ pub fn tree(
         };
         t.add(p, node)?;
     }
-    // busybox's applets where no package put a program
+    // busybox's applets where no package put a program (its list, run under the target's
+    // emulator when the build machine cannot run it)
     let busybox = set
         .files
         .get("usr/bin/busybox")
         .context("busybox is not in the image")?;
-    let out = Command::new(&busybox.source)
-        .arg("--list-full")
-        .output()
-        .context("running busybox --list-full (a busybox of another architecture?)")?;
+    let mut cmd = match target.runner() {
+        Some(r) => {
+            let mut c = Command::new(r);
+            c.arg(&busybox.source);
+            c
+        }
+        None => Command::new(&busybox.source),
+    };
+    let out = cmd.arg("--list-full").output().with_context(|| {
+        format!(
+            "running busybox --list-full{}",
+            target
+                .runner()
+                .map(|r| format!(" under {r} (apt-get install qemu-user)"))
+                .unwrap_or_default()
+        )
+    })?;
+    if !out.status.success() || out.stdout.is_empty() {
+        bail!("busybox --list-full listed no applets ({})", out.status);
+    }
     for a in String::from_utf8_lossy(&out.stdout).lines() {
         let a = super::target::canonical(a);
         if a.is_empty() || a == "usr/sbin/init" || a == "linuxrc" || t.contains(&a) {
@@ -301,18 +318,20 @@ pub fn tree(
         &modules.dir,
         &format!("usr/lib/modules/{}", modules.release),
     )?;
-    // overlays/ (minus its README), the services file among them
-    let overlays = repo.join("overlays");
-    add_dir(&mut t, &overlays, "")?;
-    if !t.contains(&super::target::canonical(
-        target
-            .services
-            .strip_prefix("overlays")
-            .unwrap_or(&target.services)
-            .to_string_lossy()
-            .as_ref(),
-    )) {
-        bail!("{} is not under overlays/", target.services.display());
+    // the target's overlays (minus a README at their top), the services file among them
+    for o in &target.overlays {
+        add_dir(&mut t, &repo.join(o), "")?;
+    }
+    let services = target
+        .overlays
+        .iter()
+        .find_map(|o| target.services.strip_prefix(o).ok())
+        .map(|p| super::target::canonical(&p.to_string_lossy()));
+    if !services.is_some_and(|p| t.contains(&p)) {
+        bail!(
+            "{} is not in the target's overlays",
+            target.services.display()
+        );
     }
     for (p, mode, text) in etc_files(commit) {
         t.add(
@@ -529,13 +548,16 @@ fn zstd_len(data: &[u8]) -> Result<u64> {
 /// among the needer's dependencies, as Debian's shlibs guarantee), and writes the lock with
 /// the packages the image uses and the build inputs.
 pub fn lock(repo: &Path, target: &Target) -> Result<()> {
-    let cache = debs::Cache::new(repo.join("target/image/cache"));
-    let bins = super::our_binaries(repo, target, true)?;
+    let cache = super::cache(repo, target)?;
+    cache.apt.update()?;
+    // the cross build's sysroot first: our binaries are linked against it
+    let sysroot = super::sysroot::resolve(&cache, target)?;
+    let bins = super::our_binaries(repo, target, &cache, &sysroot, true)?;
     let get = |name: &str| -> Result<Unpacked> {
-        let v = debs::candidate(name, &target.arch)?
+        let v = debs::candidate(&cache.apt, name)?
             .with_context(|| format!("no version of {name} in the archive (apt-get update?)"))?;
         eprintln!("  + {name} {v}");
-        cache.get(name, &v, &target.arch, None)
+        cache.get(name, &v, None)
     };
     let meta = get(&target.kernel)?;
     let kernel = debs::depends(&meta.deb)?
@@ -547,7 +569,8 @@ pub fn lock(repo: &Path, target: &Target) -> Result<()> {
         .files
         .iter()
         .map(|f| f.package.clone())
-        .chain([kernel.clone(), target.efi_stub.package.clone()])
+        .chain([kernel.clone()])
+        .chain(target.boot_packages())
     {
         if !pkgs.contains_key(&name) {
             pkgs.insert(name.clone(), get(&name)?);
@@ -565,9 +588,10 @@ pub fn lock(repo: &Path, target: &Target) -> Result<()> {
                 .filter(|p| p != OURS)
                 .collect();
             used.insert(kernel.clone());
-            used.insert(target.efi_stub.package.clone());
+            used.extend(target.boot_packages());
             let mut lock = Lock {
                 kernel: kernel.clone(),
+                sysroot: sysroot.clone(),
                 ..Lock::default()
             };
             for name in used {
@@ -591,7 +615,7 @@ pub fn lock(repo: &Path, target: &Target) -> Result<()> {
         }
         let mut added = false;
         for (so, (needer, by)) in &c.unresolved {
-            let prov = provider(&cache, target, so, needer, &pkgs)
+            let prov = provider(&cache, so, needer, &pkgs)
                 .with_context(|| format!("{so}, needed by /{by} of {needer}"))?;
             if !pkgs.contains_key(&prov) {
                 pkgs.insert(prov.clone(), get(&prov)?);
@@ -612,7 +636,6 @@ pub fn lock(repo: &Path, target: &Target) -> Result<()> {
 /// of the build machine that holds the library we linked against, as dpkg-shlibdeps does).
 fn provider(
     cache: &debs::Cache,
-    target: &Target,
     so: &str,
     needer: &str,
     pkgs: &BTreeMap<String, Unpacked>,
@@ -627,7 +650,14 @@ fn provider(
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.split([':', ',']).next())
-            .map(String::from)
+            // a cross toolchain's copy of the target's C library (libc6-arm64-cross) stands
+            // for the target's own package (libc6)
+            .map(
+                |p| match p.strip_suffix("-cross").and_then(|p| p.rsplit_once('-')) {
+                    Some((name, _arch)) => name.to_string(),
+                    None => p.to_string(),
+                },
+            )
             .collect()
     } else {
         debs::depends(&pkgs[needer].deb)?
@@ -648,10 +678,10 @@ fn provider(
     cands.sort_by_key(key);
     cands.dedup();
     for c in cands {
-        let Some(v) = debs::candidate(&c, &target.arch)? else {
+        let Some(v) = debs::candidate(&cache.apt, &c)? else {
             continue;
         };
-        let deb = cache.fetch(&c, &v, &target.arch)?;
+        let deb = cache.fetch(&c, &v)?;
         if debs::contents(&deb)?
             .iter()
             .any(|p| p.rsplit('/').next() == Some(so))

@@ -12,26 +12,71 @@ use serde::Deserialize;
 pub struct Target {
     /// `qemu-x86_64`.
     pub name: String,
+    /// A line for people (the Raspberry Pi Imager entry, the manifest).
+    #[serde(default)]
+    pub description: String,
     /// Debian architecture (`amd64`).
     pub arch: String,
     /// Multiarch triplet (`x86_64-linux-gnu`).
     pub triplet: String,
+    /// Rust's target triple when our binaries are cross-built (`aarch64-unknown-linux-gnu`);
+    /// none: the build machine's own.
+    #[serde(default)]
+    pub rust_target: Option<String>,
+    /// The `-dev` packages (of `arch`) a cross build links against: their pkg-config files,
+    /// libraries and headers, and what they depend on, unpacked as the sysroot. Build inputs:
+    /// pinned in the lock, never in the image.
+    #[serde(default)]
+    pub sysroot: Vec<String>,
+    /// Dependencies of the sysroot packages left out: what only the libraries we do not link
+    /// need (GStreamer's GL library and its GL, X11 and Wayland headers).
+    #[serde(default)]
+    pub sysroot_skip: Vec<String>,
+    /// Archive components besides `main` (`non-free-firmware` for the Pi's boot firmware).
+    #[serde(default)]
+    pub components: Vec<String>,
     /// The kernel metapackage (`linux-image-amd64`).
     pub kernel: String,
-    /// The UEFI stub of the unified kernel image.
-    pub efi_stub: PackagePath,
-    /// Where the unified kernel image goes on the ESP.
-    pub efi_boot: String,
     /// The kernel command line.
     pub cmdline: String,
-    /// The services file baked in, relative to the repository.
+    /// Directories copied into the root filesystem, in order (a later one may add files,
+    /// never replace one), relative to the repository.
+    pub overlays: Vec<PathBuf>,
+    /// The services file baked in, relative to the repository (in one of the overlays).
     pub services: PathBuf,
     /// Our release binaries, installed in `/usr/bin`.
     pub binaries: Vec<String>,
+    /// How the machine starts the kernel.
+    pub boot: Boot,
     /// The disk layout.
     pub disk: Disk,
     /// What a window needs, per package.
     pub files: Vec<Files>,
+}
+
+/// How the machine's firmware starts the kernel.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Boot {
+    /// UEFI: one unified kernel image (stub + kernel + initramfs + command line) on the ESP.
+    Uefi {
+        /// The UEFI stub of the unified kernel image.
+        stub: PackagePath,
+        /// Where the unified kernel image goes on the ESP (`EFI/BOOT/BOOTX64.EFI`).
+        path: String,
+    },
+    /// The Raspberry Pi's GPU firmware: it reads `config.txt` from the FAT boot partition,
+    /// loads the kernel, the initramfs and the board's device tree, and starts the kernel.
+    Raspi {
+        /// The firmware files (`bootcode.bin`, `start*.elf`, `fixup*.dat`), copied to the top
+        /// of the boot partition.
+        firmware: Files,
+        /// The device trees of the boards the image supports, relative to the kernel
+        /// package's `usr/lib/linux-image-<release>/` (`broadcom/bcm2837-rpi-3-b.dtb`).
+        dtbs: Vec<String>,
+        /// `config.txt`, as written to the boot partition.
+        config: String,
+    },
 }
 
 /// One file of one package.
@@ -44,20 +89,34 @@ pub struct PackagePath {
     pub path: String,
 }
 
+/// The partition table's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Table {
+    /// GUID partition table (UEFI).
+    Gpt,
+    /// MBR (the Raspberry Pi firmware reads only this).
+    Dos,
+}
+
 /// Fixed identifiers and sizes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Disk {
-    /// GPT disk GUID.
-    pub disk_guid: String,
-    /// The ESP's partition GUID.
-    pub esp_guid: String,
-    /// The data partition's GUID.
-    pub data_guid: String,
-    /// The ESP's FAT volume id (8 hex digits).
-    pub esp_volume_id: String,
-    /// Smallest ESP, MiB.
-    pub esp_min_mib: u64,
+    /// GPT or MBR.
+    pub table: Table,
+    /// The disk's identifier: a GUID (GPT) or `0x` and 8 hex digits (MBR).
+    pub disk_id: String,
+    /// GPT: the boot partition's (ESP's) partition GUID.
+    #[serde(default)]
+    pub boot_guid: Option<String>,
+    /// GPT: the data partition's GUID.
+    #[serde(default)]
+    pub data_guid: Option<String>,
+    /// The boot partition's FAT volume id (8 hex digits).
+    pub boot_volume_id: String,
+    /// Smallest boot partition, MiB.
+    pub boot_min_mib: u64,
     /// The data partition, MiB.
     pub data_mib: u64,
 }
@@ -74,7 +133,8 @@ pub struct Files {
 }
 
 impl Target {
-    /// Reads `image/<name>.toml` under `repo`.
+    /// Reads `image/<name>.toml` under `repo`, with the roots every target shares
+    /// (`image/files.toml`).
     pub fn load(repo: &Path, name: &str) -> Result<Target> {
         let path = repo.join("image").join(format!("{name}.toml"));
         let text = std::fs::read_to_string(&path).with_context(|| {
@@ -83,7 +143,11 @@ impl Target {
                 path.display()
             )
         })?;
-        Self::parse(&text).with_context(|| format!("in {}", path.display()))
+        let common = repo.join("image/files.toml");
+        let files = std::fs::read_to_string(&common)
+            .with_context(|| format!("reading {}", common.display()))?;
+        Self::parse(&with_files(&text, &files))
+            .with_context(|| format!("in {} (and {})", path.display(), common.display()))
     }
 
     /// Parses a target definition.
@@ -92,26 +156,114 @@ impl Target {
         if t.files.is_empty() || t.binaries.is_empty() {
             bail!("a target needs [[files]] and binaries");
         }
-        for f in &mut t.files {
+        let triplet = t.triplet.clone();
+        let firmware = match &mut t.boot {
+            Boot::Raspi { firmware, .. } => Some(firmware),
+            Boot::Uefi { .. } => None,
+        };
+        for f in t.files.iter_mut().chain(firmware) {
             for p in &mut f.paths {
-                *p = p.replace("{triplet}", &t.triplet);
+                *p = p.replace("{triplet}", &triplet);
                 if p.starts_with('/') || p.split('/').any(|c| c == "..") {
                     bail!("{}: `{p}` must be relative, without `..`", f.package);
                 }
             }
         }
-        if u32::from_str_radix(&t.disk.esp_volume_id, 16).is_err()
-            || t.disk.esp_volume_id.len() != 8
-        {
-            bail!("disk.esp_volume_id must be 8 hex digits");
+        let hex8 = |s: &str| s.len() == 8 && u32::from_str_radix(s, 16).is_ok();
+        let d = &t.disk;
+        if !hex8(&d.boot_volume_id) {
+            bail!("disk.boot_volume_id must be 8 hex digits");
+        }
+        match (&t.boot, d.table) {
+            (Boot::Raspi { .. }, Table::Gpt) => {
+                bail!("the Raspberry Pi firmware reads MBR disks only: disk.table = \"dos\"")
+            }
+            (Boot::Raspi { dtbs, .. }, _) if dtbs.is_empty() => {
+                bail!("boot.dtbs names no device tree")
+            }
+            _ => {}
+        }
+        match d.table {
+            Table::Dos => {
+                if !d.disk_id.strip_prefix("0x").is_some_and(hex8) {
+                    bail!("disk.disk_id of an MBR disk must be 0x and 8 hex digits");
+                }
+                if d.boot_guid.is_some() || d.data_guid.is_some() {
+                    bail!("disk.boot_guid and disk.data_guid are for GPT disks");
+                }
+            }
+            Table::Gpt => {
+                if d.boot_guid.is_none() || d.data_guid.is_none() {
+                    bail!("a GPT disk needs disk.boot_guid and disk.data_guid");
+                }
+            }
+        }
+        if t.overlays.is_empty() || !t.overlays.iter().any(|o| t.services.starts_with(o)) {
+            bail!(
+                "services ({}) must be in one of the overlays",
+                t.services.display()
+            );
+        }
+        if t.rust_target.is_some() && t.sysroot.is_empty() {
+            bail!("a cross-built target (rust_target) needs its sysroot packages");
         }
         Ok(t)
+    }
+
+    /// The packages the boot partition takes files from (the UEFI stub, the Pi's firmware).
+    pub fn boot_packages(&self) -> Vec<String> {
+        match &self.boot {
+            Boot::Uefi { stub, .. } => vec![stub.package.clone()],
+            Boot::Raspi { firmware, .. } => vec![firmware.package.clone()],
+        }
+    }
+
+    /// The `.dtb` files of a Raspberry Pi target (none for others).
+    pub fn dtbs(&self) -> &[String] {
+        match &self.boot {
+            Boot::Raspi { dtbs, .. } => dtbs,
+            Boot::Uefi { .. } => &[],
+        }
+    }
+
+    /// The directory cargo puts our release binaries in, relative to the repository.
+    pub fn release_dir(&self) -> PathBuf {
+        match &self.rust_target {
+            Some(t) => PathBuf::from("target").join(t).join("release"),
+            None => PathBuf::from("target/release"),
+        }
+    }
+
+    /// How the build machine runs a program of this target (`qemu-aarch64` for arm64 on an
+    /// x86_64 build machine); `None`: directly.
+    pub fn runner(&self) -> Option<String> {
+        self.rust_target.as_ref().map(|_| {
+            format!(
+                "qemu-{}",
+                self.triplet.split('-').next().unwrap_or(&self.triplet)
+            )
+        })
     }
 
     /// The lock file next to the definition.
     pub fn lock_path(&self, repo: &Path) -> PathBuf {
         repo.join("image").join(format!("{}.lock", self.name))
     }
+}
+
+/// The text [`Target::load`] parses for `name`, read from the repository (for tests).
+#[cfg(test)]
+pub fn test_target(name: &str) -> String {
+    let image = crate::root().join("image");
+    with_files(
+        &std::fs::read_to_string(image.join(format!("{name}.toml"))).unwrap(),
+        &std::fs::read_to_string(image.join("files.toml")).unwrap(),
+    )
+}
+
+/// A target's definition followed by the shared `[[files]]` tables.
+pub fn with_files(target: &str, files: &str) -> String {
+    format!("{target}\n{files}")
 }
 
 /// `/usr`-merges a path relative to `/` and makes it canonical (no `.`, `..`, `//`).
@@ -202,7 +354,7 @@ mod tests {
 
     #[test]
     fn the_qemu_target_parses_with_triplets_expanded() {
-        let t = Target::parse(include_str!("../../../image/qemu-x86_64.toml")).unwrap();
+        let t = Target::parse(&super::test_target("qemu-x86_64")).unwrap();
         assert_eq!(t.name, "qemu-x86_64");
         let all: Vec<&String> = t.files.iter().flat_map(|f| &f.paths).collect();
         assert!(all.iter().all(|p| !p.contains('{')));
@@ -212,11 +364,42 @@ mod tests {
 
     #[test]
     fn bad_definitions_are_refused() {
-        let good = include_str!("../../../image/qemu-x86_64.toml");
+        let good = &super::test_target("qemu-x86_64");
         let e =
             Target::parse(&good.replace("usr/bin/busybox\"", "/usr/bin/busybox\"")).unwrap_err();
         assert!(format!("{e:#}").contains("must be relative"), "{e:#}");
         let e = Target::parse(&good.replace("data_mib", "data_mb")).unwrap_err();
         assert!(format!("{e:#}").contains("data_mb"), "{e:#}");
+        let e = Target::parse(&good.replace("table = \"gpt\"", "table = \"dos\"")).unwrap_err();
+        assert!(format!("{e:#}").contains("0x and 8 hex digits"), "{e:#}");
+        let e = Target::parse(&good.replace("kind = \"uefi\"", "kind = \"bios\"")).unwrap_err();
+        assert!(format!("{e:#}").contains("bios"), "{e:#}");
+    }
+
+    #[test]
+    fn the_pi_target_is_a_cross_built_mbr_disk() {
+        let t = Target::parse(&super::test_target("rpi-arm64")).unwrap();
+        assert_eq!(t.disk.table, Table::Dos);
+        assert_eq!(t.runner().as_deref(), Some("qemu-aarch64"));
+        assert_eq!(
+            t.release_dir(),
+            PathBuf::from("target/aarch64-unknown-linux-gnu/release")
+        );
+        assert!(t
+            .dtbs()
+            .contains(&"broadcom/bcm2837-rpi-3-b.dtb".to_string()));
+        let Boot::Raspi {
+            config, firmware, ..
+        } = &t.boot
+        else {
+            panic!("not a Pi boot");
+        };
+        assert!(config.contains("arm_64bit=1") && config.contains("followkernel"));
+        assert!(firmware.paths.iter().all(|p| !p.contains('{')));
+        let e = Target::parse(
+            &super::test_target("rpi-arm64").replace("table = \"dos\"", "table = \"gpt\""),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("MBR"), "{e:#}");
     }
 }

@@ -1,0 +1,95 @@
+//! The video a board sends by default: picture size, frame rate, bitrate, encoder threads and
+//! codec preference, chosen from the device tree's model (`/proc/device-tree/model`; a PC has
+//! none). A Pi encodes in software (Debian's kernel has no `bcm2835-codec`), so its profile
+//! is what its cores keep up with beside the decoder and the audio; the figures behind each
+//! default are in `docs/image.md` ("Video on a Pi"). `window.toml` `[media]` overrides any of
+//! them. Pure but for [`model`].
+
+use crate::sdp::VideoCodec;
+
+/// What the window sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoProfile {
+    /// Picture width and height.
+    pub size: (u32, u32),
+    /// Frames per second.
+    pub fps: u32,
+    /// Encoder target, kbit/s.
+    pub kbps: u32,
+    /// Encoder threads.
+    pub threads: u32,
+    /// Codecs in preference order.
+    pub codecs: Vec<VideoCodec>,
+}
+
+/// The board's name in the device tree (NUL-terminated there), if it has one.
+pub fn model() -> Option<String> {
+    let raw = std::fs::read("/proc/device-tree/model").ok()?;
+    let s = String::from_utf8_lossy(&raw)
+        .trim_end_matches('\0')
+        .trim()
+        .to_string();
+    (!s.is_empty()).then_some(s)
+}
+
+/// The profile of a board (`None`: not a board we know; the phone's own defaults then, as
+/// on a PC).
+pub fn for_model(model: &str) -> Option<VideoProfile> {
+    use VideoCodec::{Vp8, Vp9, H264};
+    // Pi 3 B/B+, Zero 2 W: four Cortex-A53 at 1.2–1.4 GHz (1 GHz on the Zero 2 W). VP8 at
+    // 640x360, 25 fps, on two encoder threads leaves two cores for decoding and audio; VP9 is
+    // several times dearer and last.
+    let a53 = VideoProfile {
+        size: (640, 360),
+        fps: 25,
+        kbps: 600,
+        threads: 2,
+        codecs: vec![Vp8, H264, Vp9],
+    };
+    // Pi 4 B / 400: four Cortex-A72 at 1.5–1.8 GHz, about three times a Pi 3.
+    let a72 = VideoProfile {
+        size: (640, 480),
+        fps: 30,
+        kbps: 800,
+        threads: 2,
+        codecs: vec![Vp8, H264, Vp9],
+    };
+    if !model.starts_with("Raspberry Pi") {
+        return None;
+    }
+    if model.contains("Pi 4") || model.contains("Pi 400") || model.contains("Compute Module 4") {
+        Some(a72)
+    } else if model.contains("Pi 3")
+        || model.contains("Zero 2")
+        || model.contains("Compute Module 3")
+    {
+        Some(a53)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boards_by_model() {
+        let pi3 = for_model("Raspberry Pi 3 Model B Rev 1.2").unwrap();
+        assert_eq!(pi3.size, (640, 360));
+        assert_eq!(pi3.codecs[0], VideoCodec::Vp8);
+        assert_eq!(
+            for_model("Raspberry Pi 3 Model B Plus Rev 1.3"),
+            Some(pi3.clone())
+        );
+        assert_eq!(
+            for_model("Raspberry Pi Zero 2 W Rev 1.0"),
+            Some(pi3.clone())
+        );
+        let pi4 = for_model("Raspberry Pi 4 Model B Rev 1.4").unwrap();
+        assert_eq!(pi4.size, (640, 480));
+        assert_eq!(for_model("Raspberry Pi 400 Rev 1.0"), Some(pi4));
+        assert_eq!(for_model("Raspberry Pi Model B Rev 2"), None);
+        assert_eq!(for_model("QEMU Virtual Machine"), None);
+    }
+}
