@@ -36,7 +36,19 @@ pub fn spawn(name: &str, mut cmd: Command, echo: bool) -> Result<Running> {
         let tx = tx.clone();
         let name = name.to_string();
         thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            // bytes, not `lines()`: a serial console's first bytes are often not UTF-8 (a
+            // UART's noise), and one bad byte must not end the reading
+            let mut r = BufReader::new(stream);
+            let mut buf = Vec::new();
+            while r
+                .read_until(b'\n', &mut buf)
+                .map(|n| n > 0)
+                .unwrap_or(false)
+            {
+                let line = String::from_utf8_lossy(&buf)
+                    .trim_end_matches(['\n', '\r'])
+                    .replace('\0', "");
+                buf.clear();
                 if echo {
                     println!("[{name}] {line}");
                 }
