@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -154,6 +155,12 @@ fn baresip_hangs_up_and_phone_sees_remote_bye() {
 /// A 10 s call with video between our phone and baresip (both directions of who calls),
 /// SRTP mandatory on both sides.
 fn video_with_baresip(codec: &str, we_call: bool) {
+    video_with_baresip_env(codec, we_call, &[]);
+}
+
+/// [`video_with_baresip`] with extra environment variables for our phone; returns what it
+/// printed.
+fn video_with_baresip_env(codec: &str, we_call: bool, env: &[(&str, &Path)]) -> String {
     let _turn = VIDEO_TURN.lock().unwrap_or_else(|p| p.into_inner());
     let mut peer = Baresip::start_video("vid", codec);
     let dir = temp_dir(&format!("baresip-video-{codec}"));
@@ -167,7 +174,7 @@ fn video_with_baresip(codec: &str, we_call: bool) {
         json.to_str().unwrap(),
     ];
     let mut ours = if we_call {
-        let mut a = phone_call(&peer.uri(), &common);
+        let mut a = phone_call_env(&peer.uri(), &common, env);
         assert!(a
             .wait_for("call established", Duration::from_secs(10))
             .is_some());
@@ -176,7 +183,7 @@ fn video_with_baresip(codec: &str, we_call: bool) {
         let port = free_port();
         let mut args = vec!["--auto-answer"];
         args.extend(common);
-        let mut b = phone_listen(port, &args);
+        let mut b = phone_listen_env(port, &args, env);
         peer.command("dial", &format!("sip:ewindow@127.0.0.1:{port}"));
         assert!(b
             .wait_for("incoming call", Duration::from_secs(10))
@@ -235,6 +242,7 @@ fn video_with_baresip(codec: &str, we_call: bool) {
         "we decoded {} of baresip's {their_sent}+ frames",
         recv.decoded
     );
+    out
 }
 
 /// Video calls take turns: two at once starve a 2-core machine.
@@ -268,4 +276,39 @@ fn phone_calls_baresip_with_h264_video_over_srtp() {
 #[test]
 fn baresip_calls_phone_with_h264_video_over_srtp() {
     video_with_baresip("h264", false);
+}
+
+/// The images decode H.264 with openh264dec only (no avdec_h264): the same call with our
+/// phone's GStreamer limited to the build machine's plugins minus libav, both ways.
+#[test]
+fn baresip_h264_is_decoded_by_openh264_as_in_the_images() {
+    let plugins = temp_dir("plugins-without-libav");
+    let system = Path::new("/usr/lib/x86_64-linux-gnu/gstreamer-1.0");
+    let system = if system.is_dir() {
+        system.to_path_buf()
+    } else {
+        std::fs::read_dir("/usr/lib")
+            .unwrap()
+            .flatten()
+            .map(|e| e.path().join("gstreamer-1.0"))
+            .find(|p| p.join("libgstopenh264.so").exists())
+            .expect("a GStreamer plugin directory with openh264")
+    };
+    for e in std::fs::read_dir(&system).unwrap().flatten() {
+        if e.file_name() != "libgstlibav.so" {
+            std::os::unix::fs::symlink(e.path(), plugins.join(e.file_name())).unwrap();
+        }
+    }
+    let registry = plugins.join("registry.bin");
+    let env = [
+        ("GST_PLUGIN_SYSTEM_PATH_1_0", plugins.as_path()),
+        ("GST_REGISTRY_1_0", registry.as_path()),
+    ];
+    for we_call in [true, false] {
+        let out = video_with_baresip_env("h264", we_call, &env);
+        assert!(
+            out.contains("H.264 decoder openh264dec"),
+            "the phone did not decode with openh264dec:\n{out}"
+        );
+    }
 }

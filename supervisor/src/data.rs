@@ -187,12 +187,14 @@ fn wait_for(device: &Path, limit: Duration) -> Result<PathBuf, String> {
     let spec = device.to_str().unwrap_or("");
     let sys = Path::new("/sys/class/block");
     loop {
-        let name = if let Some(label) = spec.strip_prefix("PARTLABEL=") {
-            Some(find_partlabel(sys, label))
-        } else if let Some(id) = spec.strip_prefix("PARTUUID=").and_then(parse_mbr_partuuid) {
-            Some(find_mbr_partition(sys, Path::new("/dev"), id))
-        } else {
-            None
+        // Some(kernel name or not found yet) for a spec looked up in sysfs, None for a path
+        let name = match (
+            spec.strip_prefix("PARTLABEL="),
+            spec.strip_prefix("PARTUUID=").and_then(parse_mbr_partuuid),
+        ) {
+            (Some(label), _) => Some(find_partlabel(sys, label)),
+            (None, Some(id)) => Some(find_mbr_partition(sys, Path::new("/dev"), id)),
+            (None, None) => None,
         };
         let found = match name {
             Some(name) => name
@@ -214,16 +216,21 @@ fn wait_for(device: &Path, limit: Duration) -> Result<PathBuf, String> {
     }
 }
 
-/// The kernel name (`vda2`) of the partition labelled `label`, from the `uevent` files of
-/// `sys_block` (`/sys/class/block`).
-fn find_partlabel(sys_block: &Path, label: &str) -> Option<String> {
+/// The entries of `sys_block` (`/sys/class/block`), sorted (the same disk wins every boot).
+fn block_devices(sys_block: &Path) -> Option<Vec<PathBuf>> {
     let mut names: Vec<_> = std::fs::read_dir(sys_block)
         .ok()?
         .flatten()
         .map(|e| e.path())
         .collect();
     names.sort();
-    names.into_iter().find_map(|dir| {
+    Some(names)
+}
+
+/// The kernel name (`vda2`) of the partition labelled `label`, from the `uevent` files of
+/// `sys_block` (`/sys/class/block`).
+fn find_partlabel(sys_block: &Path, label: &str) -> Option<String> {
+    block_devices(sys_block)?.into_iter().find_map(|dir| {
         let uevent = std::fs::read_to_string(dir.join("uevent")).ok()?;
         partlabel_devname(&uevent, label)
     })
@@ -261,13 +268,7 @@ fn find_mbr_partition(
     dev: &Path,
     (disk_id, number): (u32, u32),
 ) -> Option<String> {
-    let mut names: Vec<_> = std::fs::read_dir(sys_block)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    names.sort();
-    names.into_iter().find_map(|dir| {
+    block_devices(sys_block)?.into_iter().find_map(|dir| {
         let n: u32 = std::fs::read_to_string(dir.join("partition"))
             .ok()?
             .trim()

@@ -67,8 +67,9 @@ enum Cmd {
         /// No window for the screen even when a display exists.
         #[arg(long)]
         headless: bool,
-        /// The boot test instead: first boot, then a provisioned boot, each ended by
-        /// Ctrl-Alt-Del, the data partition checked with e2fsck after each.
+        /// The image's tests instead: the boot test (first boot, then a provisioned boot, the
+        /// data partition checked with e2fsck after each), then the H.264 check with the
+        /// image's own GStreamer.
         #[arg(long)]
         test: bool,
     },
@@ -117,7 +118,8 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             debian::ensure(debian::IMAGE)?;
             if test {
-                qemu::boot_test(&target, true).map(|_| ())
+                qemu::boot_test(&target, true)?;
+                imagegst::h264_check(&target)
             } else {
                 qemu::interactive(&target, image, headless)
             }

@@ -103,21 +103,26 @@ fn raspi_boot_files(
 ) -> Result<(PathBuf, PathBuf, PathBuf, String)> {
     let get = |name: &str| -> Result<PathBuf> {
         let out = dir.join(name);
-        let _ = fs::remove_file(&out);
-        tool(
-            Command::new("mcopy")
-                .env("MTOOLS_SKIP_CHECK", "1")
-                .arg("-n")
-                .arg("-i")
-                .arg(format!("{}@@1M", disk.display()))
-                .arg(format!("::{name}"))
-                .arg(&out),
-        )
-        .with_context(|| format!("{name} from the boot partition of {}", disk.display()))?;
+        boot_partition_file(disk, name, &out)?;
         Ok(out)
     };
     let cmdline = fs::read_to_string(get("cmdline.txt")?)?.trim().to_string();
     Ok((get("vmlinuz")?, get(dtb)?, get("initrd.img")?, cmdline))
+}
+
+/// Copies `name` out of the boot partition (at 1 MiB) of the disk image `disk` into `out`.
+pub fn boot_partition_file(disk: &Path, name: &str, out: &Path) -> Result<()> {
+    let _ = fs::remove_file(out);
+    tool(
+        Command::new("mcopy")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-n")
+            .arg("-i")
+            .arg(format!("{}@@1M", disk.display()))
+            .arg(format!("::{name}"))
+            .arg(out),
+    )
+    .with_context(|| format!("{name} from the boot partition of {}", disk.display()))
 }
 
 /// An SD card's size must be a power of two for QEMU: grows the (sparse) copy `disk`.

@@ -125,7 +125,14 @@ fn encoder(cfg: &VideoStreamConfig) -> Result<Vec<gst::Element>> {
             enc.set_property_from_str("error-resilient", "default");
             enc
         }
-        VideoCodec::H264 if exists("v4l2h264enc") => make("v4l2h264enc")?,
+        VideoCodec::H264 if exists("v4l2h264enc") => {
+            let enc = make("v4l2h264enc")?;
+            // SPS/PPS before every IDR from the encoder itself (see `payloader`)
+            if let Ok(c) = "controls,repeat_sequence_header=1".parse::<gst::Structure>() {
+                enc.set_property("extra-controls", c);
+            }
+            enc
+        }
         VideoCodec::H264 if exists("x264enc") => {
             let enc = make("x264enc")?;
             enc.set_property_from_str("speed-preset", "ultrafast");
@@ -136,9 +143,12 @@ fn encoder(cfg: &VideoStreamConfig) -> Result<Vec<gst::Element>> {
             // Slices under the MTU: packetization mode 0 needs one NAL unit per packet,
             // and small NAL units lose less on a lossy link in mode 1 too.
             enc.set_property("option-string", "slice-max-size=1200");
+            // byte-stream: x264 repeats SPS/PPS in-band before every IDR (see `payloader`)
+            enc.set_property("byte-stream", true);
             let caps = capsfilter(
                 gst::Caps::builder("video/x-h264")
                     .field("profile", "constrained-baseline")
+                    .field("stream-format", "byte-stream")
                     .build(),
             )?;
             return Ok(vec![enc, caps]);
@@ -168,8 +178,11 @@ fn payloader(cfg: &VideoStreamConfig) -> Result<gst::Element> {
         VideoCodec::Vp9 => make("rtpvp9pay")?,
         VideoCodec::H264 => {
             let p = make("rtph264pay")?;
-            // SPS/PPS with every IDR, so a peer that joins late or lost them can decode.
-            p.set_property("config-interval", -1i32);
+            // SPS/PPS come with every IDR from the encoder itself (x264 in byte-stream
+            // format, openh264, v4l2 with repeat_sequence_header), so a peer that joins late
+            // or lost them can decode. Not the payloader's `config-interval=-1`: openh264dec
+            // (the H.264 decoder of the images) decodes nothing of a stream whose parameter
+            // sets rtph264pay re-inserts (GStreamer 1.22; shown by the images' H.264 check).
             p.set_property_from_str("aggregate-mode", "zero-latency");
             p
         }
@@ -242,11 +255,13 @@ fn depayloader_and_decoder(cfg: &VideoStreamConfig) -> Result<Vec<gst::Element>>
         VideoCodec::Vp8 => vec![depay, make("vp8dec")?],
         VideoCodec::Vp9 => vec![depay, make("vp9dec")?],
         VideoCodec::H264 => {
-            // openh264dec decoded nothing of some x264 streams here: it is the last resort.
+            // The images have openh264dec only (avdec_h264's libav closure is ~200 MB); it
+            // decodes baresip's stream and ours (tests: baresip.rs, the images' H.264 check).
             let dec = ["v4l2h264dec", "avdec_h264", "openh264dec"]
                 .into_iter()
                 .find(|f| exists(f))
                 .context("no H.264 decoder (openh264dec, avdec_h264 or v4l2h264dec)")?;
+            tracing::info!("H.264 decoder {dec}");
             vec![depay, make("h264parse")?, make(dec)?]
         }
     })

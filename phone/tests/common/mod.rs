@@ -172,9 +172,15 @@ impl Drop for Proc {
 
 /// Starts `ewindow-phone listen` and waits until it listens.
 pub fn phone_listen(port: u16, args: &[&str]) -> Proc {
+    phone_listen_env(port, args, &[])
+}
+
+/// [`phone_listen`] with extra environment variables for the phone.
+pub fn phone_listen_env(port: u16, args: &[&str], env: &[(&str, &Path)]) -> Proc {
     let mut cmd = Command::new(phone_bin());
     cmd.args(["listen", "--sip", &format!("127.0.0.1:{port}")])
-        .args(args);
+        .args(args)
+        .envs(env.iter().copied());
     let mut p = Proc::spawn("phone-listen", cmd);
     assert!(
         p.wait_for("listening on", Duration::from_secs(10))
@@ -187,8 +193,13 @@ pub fn phone_listen(port: u16, args: &[&str]) -> Proc {
 
 /// Starts `ewindow-phone call URI ARGS`.
 pub fn phone_call(uri: &str, args: &[&str]) -> Proc {
+    phone_call_env(uri, args, &[])
+}
+
+/// [`phone_call`] with extra environment variables for the phone.
+pub fn phone_call_env(uri: &str, args: &[&str], env: &[(&str, &Path)]) -> Proc {
     let mut cmd = Command::new(phone_bin());
-    cmd.args(["call", uri]).args(args);
+    cmd.args(["call", uri]).args(args).envs(env.iter().copied());
     Proc::spawn("phone-call", cmd)
 }
 
