@@ -1,5 +1,5 @@
-//! Maintenance over SSH with the image's own `sshd` service line (overlays/etc/ewindow/
-//! services.toml): dropbear lets in the key listed in authorized_keys and nobody else — no
+//! Maintenance over SSH with the images' own `sshd` service line (overlays/<target>/etc/
+//! ewindow/services.toml, the same on the PC and the Pi): dropbear lets in the key listed in authorized_keys and nobody else — no
 //! password is ever asked. Runs in a new network and mount namespace (root, as CI) where
 //! /root/.ssh and /etc/dropbear are scratch directories, as /data/ewindow is on a window.
 
@@ -19,15 +19,26 @@ fn sh(cmd: &str) -> (bool, String) {
     )
 }
 
-/// The `exec` of the `sshd` service in the image's services file.
+/// The `exec` of the `sshd` service in the images' services files (the PC's and the Pi's
+/// must agree: one maintenance path for every window).
 fn image_sshd_exec() -> Vec<String> {
-    let text = include_str!("../../overlays/qemu-x86_64/etc/ewindow/services.toml");
-    let table: toml_like::Services = toml_like::parse(text);
-    table
-        .into_iter()
-        .find(|(name, _)| name == "sshd")
-        .map(|(_, exec)| exec)
-        .expect("an sshd service in overlays/qemu-x86_64/etc/ewindow/services.toml")
+    let sshd = |path: &str, text: &str| {
+        toml_like::parse(text)
+            .into_iter()
+            .find(|(name, _)| name == "sshd")
+            .map(|(_, exec)| exec)
+            .unwrap_or_else(|| panic!("an sshd service in {path}"))
+    };
+    let pc = sshd(
+        "overlays/qemu-x86_64/etc/ewindow/services.toml",
+        include_str!("../../overlays/qemu-x86_64/etc/ewindow/services.toml"),
+    );
+    let pi = sshd(
+        "overlays/rpi-arm64/etc/ewindow/services.toml",
+        include_str!("../../overlays/rpi-arm64/etc/ewindow/services.toml"),
+    );
+    assert_eq!(pc, pi, "the PC and the Pi images run sshd alike");
+    pc
 }
 
 /// Just enough TOML reading for `[[service]]` name/exec pairs (the supervisor's parser is

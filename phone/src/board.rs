@@ -36,17 +36,21 @@ pub fn model() -> Option<String> {
 /// on a PC).
 pub fn for_model(model: &str) -> Option<VideoProfile> {
     use VideoCodec::{Vp8, Vp9, H264};
-    // Pi 3 B/B+, Zero 2 W: four Cortex-A53 at 1.2–1.4 GHz (1 GHz on the Zero 2 W). VP8 at
-    // 640x360, 25 fps, on two encoder threads leaves two cores for decoding and audio; VP9 is
+    // Pi 3 B/B+, Zero 2 W: four Cortex-A53 at 1.2–1.4 GHz (1 GHz on the Zero 2 W). H.264
+    // (x264 ultrafast + openh264dec) first: a third of VP8's encode + decode cost at every
+    // size measured (`cargo xtask bench video`, docs/image.md "Video on a Pi"); 640x360 at
+    // 25 fps is an estimated 7 % of the four cores in H.264 and 20 % in VP8, which leaves
+    // the capture, the screen and the audio room even if the estimate is off by two. VP9 is
     // several times dearer and last.
     let a53 = VideoProfile {
         size: (640, 360),
         fps: 25,
         kbps: 600,
         threads: 2,
-        codecs: vec![Vp8, H264, Vp9],
+        codecs: vec![H264, Vp8, Vp9],
     };
-    // Pi 4 B / 400: four Cortex-A72 at 1.5–1.8 GHz, about three times a Pi 3.
+    // Pi 4 B / 400: four Cortex-A72 at 1.5–1.8 GHz, about three times a Pi 3: VP8 (the PC's
+    // first codec) at 640x480, 30 fps is then about a tenth of its cores.
     let a72 = VideoProfile {
         size: (640, 480),
         fps: 30,
@@ -77,7 +81,7 @@ mod tests {
     fn boards_by_model() {
         let pi3 = for_model("Raspberry Pi 3 Model B Rev 1.2").unwrap();
         assert_eq!(pi3.size, (640, 360));
-        assert_eq!(pi3.codecs[0], VideoCodec::Vp8);
+        assert_eq!(pi3.codecs[0], VideoCodec::H264);
         assert_eq!(
             for_model("Raspberry Pi 3 Model B Plus Rev 1.3"),
             Some(pi3.clone())
@@ -88,6 +92,7 @@ mod tests {
         );
         let pi4 = for_model("Raspberry Pi 4 Model B Rev 1.4").unwrap();
         assert_eq!(pi4.size, (640, 480));
+        assert_eq!(pi4.codecs[0], VideoCodec::Vp8);
         assert_eq!(for_model("Raspberry Pi 400 Rev 1.0"), Some(pi4));
         assert_eq!(for_model("Raspberry Pi Model B Rev 2"), None);
         assert_eq!(for_model("QEMU Virtual Machine"), None);

@@ -13,7 +13,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
@@ -32,8 +31,6 @@ pub struct Run {
     pub output: String,
     /// User + system CPU seconds of the whole process.
     pub cpu_s: f64,
-    /// Wall seconds.
-    pub wall_s: f64,
 }
 
 impl ImageRoot {
@@ -140,7 +137,6 @@ impl ImageRoot {
             .env("GST_REGISTRY_FORK", "no")
             .env("HOME", self.root.join(".."));
         // user + system time of the child, from bash's `time` (no extra crate)
-        let start = Instant::now();
         let line = std::iter::once(c.get_program())
             .chain(c.get_args())
             .map(|a| format!("'{}'", a.to_string_lossy().replace('\'', r"'\''")))
@@ -156,7 +152,6 @@ impl ImageRoot {
             }
         }
         let out = b.output().context("running bash")?;
-        let wall_s = start.elapsed().as_secs_f64();
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -178,7 +173,6 @@ impl ImageRoot {
         Ok(Run {
             output: text,
             cpu_s,
-            wall_s,
         })
     }
 }
@@ -298,6 +292,7 @@ fn codec_pipeline(c: &Candidate) -> String {
 /// and the Pi image's arm64 GStreamer under qemu-aarch64, in one run; and the estimate for a
 /// Pi 3 (see the printed method).
 pub fn bench_video(frames: u32, a53_factor: f64) -> Result<()> {
+    anyhow::ensure!(frames >= 10, "--frames: at least 10 (the cost is a slope)");
     let pc = ImageRoot::unpack("qemu-x86_64")?;
     let pi = ImageRoot::unpack("rpi-arm64")?;
     let candidates = [
@@ -358,30 +353,39 @@ pub fn bench_video(frames: u32, a53_factor: f64) -> Result<()> {
             threads: 1,
         },
     ];
-    let source = |c: &Candidate| {
+    let source = |c: &Candidate, n: u32| {
         format!(
-            "videotestsrc num-buffers={frames} pattern=smpte horizontal-speed=4 \
+            "videotestsrc num-buffers={n} pattern=smpte horizontal-speed=4 \
              ! video/x-raw,format=I420,width={},height={},framerate={}/1",
             c.w, c.h, c.fps
         )
     };
-    let per_frame = |root: &ImageRoot, c: &Candidate| -> Result<(f64, f64)> {
-        let src = format!("{} ! fakesink sync=false", source(c));
-        let full = format!(
-            "{} ! {} ! fakesink sync=false",
-            source(c),
-            codec_pipeline(c)
-        );
-        let a: Vec<&str> = src.split_whitespace().collect();
-        let b: Vec<&str> = full.split_whitespace().collect();
-        let base = root.gst_launch(&a)?;
-        let run = root.gst_launch(&b)?;
-        let ms = (run.cpu_s - base.cpu_s).max(0.0) * 1000.0 / f64::from(frames);
-        Ok((ms, run.wall_s))
+    // CPU of a pipeline per frame: the slope between a run of `frames` and one of a fifth of
+    // them, so what a run costs once (loading, registry, an encoder's set-up: seconds under
+    // the emulator) drops out.
+    let short = (frames / 5).max(1);
+    let slope = |root: &ImageRoot, tail: &str, c: &Candidate| -> Result<f64> {
+        let cpu = |n: u32| -> Result<f64> {
+            let line = format!("{} ! {tail}", source(c, n));
+            Ok(root
+                .gst_launch(&line.split_whitespace().collect::<Vec<_>>())?
+                .cpu_s)
+        };
+        Ok((cpu(frames)? - cpu(short)?) * 1000.0 / f64::from(frames - short))
+    };
+    let per_frame = |root: &ImageRoot, c: &Candidate| -> Result<f64> {
+        let base = slope(root, "fakesink sync=false", c)?;
+        let full = slope(
+            root,
+            &format!("{} ! fakesink sync=false", codec_pipeline(c)),
+            c,
+        )?;
+        Ok((full - base).max(0.0))
     };
     println!(
         "\nvideo encode + decode, {frames} frames of a moving test picture, CPU ms per frame \
-         (the source's own cost taken off), one encoder thread, same run:"
+         (slope between {short} and {frames} frames, the source's own cost taken off), one \
+         encoder thread, same run:"
     );
     println!(
         "| candidate | x86, PC image, native | arm64, Pi image, qemu-aarch64 | qemu / native | \
@@ -389,8 +393,8 @@ pub fn bench_video(frames: u32, a53_factor: f64) -> Result<()> {
     );
     println!("|---|---|---|---|---|---|");
     for c in &candidates {
-        let (x86, _) = per_frame(&pc, c)?;
-        let (arm, _) = per_frame(&pi, c)?;
+        let x86 = per_frame(&pc, c)?;
+        let arm = per_frame(&pi, c)?;
         let pi3 = x86 * a53_factor;
         let share = pi3 * f64::from(c.fps) / 1000.0 / 4.0 * 100.0;
         println!(
