@@ -517,7 +517,8 @@ pub fn sizes_report(
     rows.sort_by(|a, b| b.cmp(a));
     let vmlinuz = fs::metadata(kernel)?.len();
     let mut s = format!(
-        "# kernel (vmlinuz, compressed by Debian): {vmlinuz} bytes\n\
+        "# kernel (vmlinuz as Debian ships it: compressed on x86, an uncompressed Image on \
+         arm64): {vmlinuz} bytes\n\
          # root filesystem: cpio {} bytes, zstd -19 {} bytes\n\
          # bytes, zstd -19 bytes alone (0: not measured; --sizes), package (ewindow = our binaries)\n",
         stats.cpio, stats.compressed
