@@ -9,14 +9,13 @@
 
 use ewindow_console::{devices, model, view, wizard};
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use clap::Parser;
+use ewindow_io::lines;
 use ewindow_protocol::init::{Event as InitEvent, Reply as InitReply, Request as InitRequest};
 use ewindow_protocol::keys::PrivateKey;
 use ewindow_protocol::overlay::{PeerStatus, Reply as OReply, Request as ORequest};
@@ -37,13 +36,13 @@ use view::{Model, Screen};
 )]
 struct Cli {
     /// `ewindow-init`'s control socket.
-    #[arg(long, default_value = "/run/ewindow/init.sock")]
+    #[arg(long, default_value = ewindow_io::paths::INIT_SOCKET)]
     init_control: PathBuf,
     /// `ewindow-phone`'s control socket.
-    #[arg(long, default_value = "/run/ewindow/phone.sock")]
+    #[arg(long, default_value = ewindow_io::paths::PHONE_SOCKET)]
     phone_control: PathBuf,
     /// `ewindow-overlay`'s control socket.
-    #[arg(long, default_value = "/run/ewindow/overlay.sock")]
+    #[arg(long, default_value = ewindow_io::paths::OVERLAY_SOCKET)]
     overlay_control: PathBuf,
     /// The window file; the wizard runs while it does not exist.
     #[arg(long, default_value = "/data/ewindow/window.toml")]
@@ -120,24 +119,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// "14:05" in local time.
-fn clock() -> String {
-    let now = now_unix() as nix::libc::time_t;
-    // SAFETY: localtime_r only writes into the tm we own.
-    let mut tm: nix::libc::tm = unsafe { std::mem::zeroed() };
-    if unsafe { nix::libc::localtime_r(&now, &mut tm) }.is_null() {
-        return String::new();
-    }
-    format!("{:02}:{:02}", tm.tm_hour, tm.tm_min)
-}
-
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// How the console ends.
 enum Exit {
     Quit,
@@ -181,7 +162,7 @@ async fn first_boot(
             }
         }
         let mut m = Model {
-            clock: clock(),
+            clock: ewindow_io::localtime::clock(),
             ..Model::default()
         };
         model::waiting(&mut m, model::OVERLAY, &cli.identity.display().to_string());
@@ -206,7 +187,7 @@ async fn first_boot(
         });
         let roots: Vec<&Path> = cli.usb_roots.iter().map(|p| p.as_path()).collect();
         actions.extend(w.handle(wizard::Input::UsbRosters(devices::usb_rosters(&roots))));
-        actions.extend(w.handle(wizard::Input::Now(now_unix())));
+        actions.extend(w.handle(wizard::Input::Now(ewindow_io::localtime::now_unix())));
         actions
     };
     let _ = scan(&mut wiz, cli);
@@ -333,32 +314,6 @@ fn probe(
     Some(child)
 }
 
-/// Writes a file atomically (temp, fsync, rename) with `mode`.
-fn write_atomically(path: &Path, text: &str, mode: u32) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let tmp = path.with_extension("wizard-tmp");
-    let _ = std::fs::remove_file(&tmp);
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
-}
-
 /// The window file with the wizard's devices in `[media]`, validated with the own key.
 fn with_media(text: &str, media: &wizard::MediaSettings, own: &PublicKey) -> Result<String> {
     let file = Path::new("window.toml");
@@ -418,9 +373,9 @@ async fn provision(cli: &Cli, answers: &wizard::Answers, own: &PublicKey) -> Res
         .map(|c| c.name)
         .map_err(|e| anyhow!("{e}"))?;
     if let Some(keys) = &files.authorized_keys {
-        write_atomically(&cli.authorized_keys, keys, 0o600)?;
+        ewindow_io::write_atomically(&cli.authorized_keys, keys.as_bytes(), 0o600)?;
     }
-    write_atomically(&cli.window, &text, 0o644)?;
+    ewindow_io::write_atomically(&cli.window, text.as_bytes(), 0o644)?;
     Ok(format!(
         "This window is {name}. It opens to the others in a moment."
     ))
@@ -443,7 +398,7 @@ async fn status_console(
     spawn_overlay(cli.overlay_control.clone(), tx.clone());
     spawn_minutes(tx.clone());
     let mut m = Model {
-        clock: clock(),
+        clock: ewindow_io::localtime::clock(),
         ..Model::default()
     };
     if let Ok(k) = std::fs::read_to_string(&cli.identity)
@@ -547,12 +502,15 @@ async fn status_console(
                 model::OVERLAY,
                 &cli.overlay_control.display().to_string(),
             ),
-            Msg::Minute => m.clock = clock(),
+            Msg::Minute => m.clock = ewindow_io::localtime::clock(),
             Msg::Flash(text) => m.message = Some(text),
             Msg::Outcome(_) | Msg::Rescan | Msg::Probe(_) => {}
         }
     }
 }
+
+/// Longest line read from a control socket (a log reply is a few hundred lines).
+const MAX_LINE: usize = 1024 * 1024;
 
 /// One request, one reply line.
 async fn ask<Q: serde::Serialize, A: serde::de::DeserializeOwned>(
@@ -560,35 +518,35 @@ async fn ask<Q: serde::Serialize, A: serde::de::DeserializeOwned>(
     req: &Q,
 ) -> Result<A> {
     let mut s = UnixStream::connect(path).await?;
-    let mut line = serde_json::to_vec(req)?;
-    line.push(b'\n');
-    s.write_all(&line).await?;
-    let mut answer = String::new();
-    tokio::time::timeout(
+    s.write_all(&lines::encode(req)).await?;
+    let mut r = BufReader::new(s);
+    let answer = tokio::time::timeout(
         Duration::from_secs(5),
-        BufReader::new(s).read_line(&mut answer),
+        lines::read_line_async(&mut r, MAX_LINE),
     )
     .await
-    .map_err(|_| anyhow!("no answer"))??;
+    .map_err(|_| anyhow!("no answer"))??
+    .ok_or_else(|| anyhow!("closed"))?;
     Ok(serde_json::from_str(answer.trim())?)
 }
 
-/// Opens a subscription: sends `req`, checks the `ok` line, returns the rest of the lines.
-async fn subscribe<Q: serde::Serialize>(
-    path: &Path,
-    req: &Q,
-) -> Result<tokio::io::Lines<BufReader<UnixStream>>> {
+/// Opens a subscription: sends `req`, checks the `ok` line, returns the stream of the rest
+/// (read with [`next_line`]).
+async fn subscribe<Q: serde::Serialize>(path: &Path, req: &Q) -> Result<BufReader<UnixStream>> {
     let mut s = UnixStream::connect(path).await?;
-    let mut line = serde_json::to_vec(req)?;
-    line.push(b'\n');
-    s.write_all(&line).await?;
-    let mut lines = BufReader::new(s).lines();
-    let first = lines.next_line().await?.ok_or_else(|| anyhow!("closed"))?;
+    s.write_all(&lines::encode(req)).await?;
+    let mut r = BufReader::new(s);
+    let first = next_line(&mut r).await?.ok_or_else(|| anyhow!("closed"))?;
     let ok: serde_json::Value = serde_json::from_str(&first)?;
     if ok["ok"] != true {
         return Err(anyhow!("refused: {first}"));
     }
-    Ok(lines)
+    Ok(r)
+}
+
+/// The next line of a subscription.
+async fn next_line(r: &mut BufReader<UnixStream>) -> std::io::Result<Option<String>> {
+    lines::read_line_async(r, MAX_LINE).await
 }
 
 fn spawn_init(path: PathBuf, tx: mpsc::UnboundedSender<Msg>) {
@@ -613,7 +571,7 @@ fn spawn_init(path: PathBuf, tx: mpsc::UnboundedSender<Msg>) {
                     .collect();
                 let status = st.status.ok_or_else(|| anyhow!("no status"))?;
                 tx.send(Msg::InitUp(Box::new(status), lines)).ok();
-                while let Some(line) = events.next_line().await? {
+                while let Some(line) = next_line(&mut events).await? {
                     if let Ok(ev) = serde_json::from_str::<InitEvent>(&line) {
                         tx.send(Msg::Init(Box::new(ev))).ok();
                     }
@@ -633,8 +591,8 @@ fn spawn_phone(path: PathBuf, tx: mpsc::UnboundedSender<Msg>) {
     tokio::spawn(async move {
         loop {
             let session = async {
-                let mut lines = subscribe(&path, &PRequest::Subscribe).await?;
-                while let Some(line) = lines.next_line().await? {
+                let mut events = subscribe(&path, &PRequest::Subscribe).await?;
+                while let Some(line) = next_line(&mut events).await? {
                     if let Ok(st) = serde_json::from_str::<PhoneStatus>(&line) {
                         tx.send(Msg::Phone(Box::new(st))).ok();
                     }
@@ -669,7 +627,7 @@ fn spawn_overlay(path: PathBuf, tx: mpsc::UnboundedSender<Msg>) {
 fn spawn_minutes(tx: mpsc::UnboundedSender<Msg>) {
     tokio::spawn(async move {
         loop {
-            let into = now_unix() % 60;
+            let into = ewindow_io::localtime::now_unix() % 60;
             tokio::time::sleep(Duration::from_secs(60 - into)).await;
             if tx.send(Msg::Minute).is_err() {
                 return;

@@ -2,8 +2,7 @@
 //! kept in `/data/ewindow/identity.key` (mode 0600, base64 as `wg genkey` writes it). Never in
 //! the image, never in git, never printed.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
@@ -32,57 +31,12 @@ pub fn load_or_create(path: &Path) -> Result<PrivateKey> {
 
 fn create(path: &Path) -> Result<PrivateKey> {
     let key = PrivateKey::generate().map_err(|e| anyhow!("{e}"))?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    // Written to a temporary file created 0600, synced, then renamed: a power cut leaves no
-    // half key and no moment where the key is readable by others.
-    let tmp = path.with_extension("key.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        writeln!(f, "{}", key.to_base64())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
+    // created 0600 before a byte is written, synced, renamed: a power cut leaves no half key
+    // and no moment where the key is readable by others
+    let line = format!("{}\n", key.to_base64());
+    ewindow_io::write_atomically(path, line.as_bytes(), 0o600)?;
     tracing::info!(public_key = %key.public_key(), "made this window's identity key");
     Ok(key)
-}
-
-/// Writes a file atomically (temp, fsync, rename) with `mode`.
-pub fn write_atomically(path: &Path, text: &str, mode: u32) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

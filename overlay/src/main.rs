@@ -42,10 +42,10 @@ struct Common {
     #[arg(long, default_value = "/data/ewindow/invitations.json")]
     invitations: PathBuf,
     /// The control socket.
-    #[arg(long, default_value = "/run/ewindow/overlay.sock")]
+    #[arg(long, default_value = ewindow_io::paths::OVERLAY_SOCKET)]
     control: PathBuf,
     /// The phone's control socket, told to reload when the roster changes.
-    #[arg(long, default_value = "/run/ewindow/phone.sock")]
+    #[arg(long, default_value = ewindow_io::paths::PHONE_SOCKET)]
     phone_control: PathBuf,
     /// WireGuard interface.
     #[arg(long, default_value = "ewin0")]

@@ -19,7 +19,7 @@ use ewindow_protocol::window::{
     self, overlay_v6, parse_roster, roster_to_toml, Endpoint, Member, OpenHours, PublicKey,
     WindowConfig,
 };
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::Mutex;
 use wireguard_control::{Backend, InterfaceName};
@@ -29,7 +29,9 @@ use crate::roster::{self, Pending, WantedPeer};
 use crate::{link, uapi, wg};
 
 /// Longest line either socket reads.
-const MAX_LINE: u64 = 256 * 1024;
+const MAX_LINE: usize = 256 * 1024;
+/// Connections either socket serves at once (more wait in the backlog).
+const MAX_CONNECTIONS: usize = 32;
 /// How often the roster is pushed to every member.
 const PUSH_EVERY: Duration = Duration::from_secs(60);
 
@@ -108,7 +110,7 @@ fn save_pending(path: &Path, pending: &[Pending]) -> Result<()> {
         .filter(|p| p.expires_unix + 86_400 >= now)
         .collect();
     let text = serde_json::to_string_pretty(&keep)?;
-    identity::write_atomically(path, &text, 0o600)
+    Ok(ewindow_io::write_atomically(path, text.as_bytes(), 0o600)?)
 }
 
 async fn wait_for_window_file(path: &Path) {
@@ -198,13 +200,13 @@ fn bind_control(path: &Path) -> Result<UnixListener> {
 }
 
 /// Reads one line (bounded) and answers it with `answer`.
+/// One request line (at most [`MAX_LINE`] bytes), `None` at the end or on an error.
 async fn one_line<R: tokio::io::AsyncRead + Unpin>(read: R) -> Option<String> {
-    let mut line = String::new();
-    let mut r = BufReader::new(read.take(MAX_LINE));
-    match r.read_line(&mut line).await {
-        Ok(0) | Err(_) => None,
-        Ok(_) => Some(line),
-    }
+    let mut r = BufReader::new(read);
+    ewindow_io::lines::read_line_async(&mut r, MAX_LINE)
+        .await
+        .ok()
+        .flatten()
 }
 
 impl Overlay {
@@ -242,7 +244,11 @@ impl Overlay {
         if edited {
             let version = fresh.roster.version.max(st.config.roster.version) + 1;
             fresh.roster = roster::sign(fresh.roster, version, &fresh.name, &st.key);
-            identity::write_atomically(&self.opts.window, &window::to_toml(&fresh), 0o644)?;
+            ewindow_io::write_atomically(
+                &self.opts.window,
+                window::to_toml(&fresh).as_bytes(),
+                0o644,
+            )?;
             tracing::info!(
                 version,
                 "roster edited here: signed and sent to the members"
@@ -261,7 +267,11 @@ impl Overlay {
 
     /// Writes the window file and makes the change live.
     async fn commit(&self, st: &mut State, config: WindowConfig) -> Result<()> {
-        identity::write_atomically(&self.opts.window, &window::to_toml(&config), 0o644)?;
+        ewindow_io::write_atomically(
+            &self.opts.window,
+            window::to_toml(&config).as_bytes(),
+            0o644,
+        )?;
         st.config = config;
         self.apply(st).await
     }
@@ -272,7 +282,8 @@ impl Overlay {
         };
         let result = async {
             let mut s = UnixStream::connect(path).await?;
-            s.write_all(b"{\"cmd\":\"reload\"}\n").await?;
+            let reload = ewindow_protocol::phone::Request::Reload;
+            s.write_all(&ewindow_io::lines::encode(&reload)).await?;
             let _ = one_line(s).await;
             Ok::<_, std::io::Error>(())
         };
@@ -287,28 +298,29 @@ impl Overlay {
     // ----- control socket ---------------------------------------------------------------
 
     async fn serve_control(self: Arc<Self>, listener: UnixListener) {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let me = self.clone();
-            tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let Some(line) = one_line(read).await else {
-                    return;
-                };
-                let reply = match serde_json::from_str::<Request>(line.trim()) {
-                    Ok(req) => me.control(req).await,
-                    Err(e) => Reply {
-                        error: Some(format!("bad request: {e}")),
-                        ..Reply::default()
-                    },
-                };
-                let mut out = serde_json::to_vec(&reply).unwrap_or_default();
-                out.push(b'\n');
-                let _ = write.write_all(&out).await;
-            });
-        }
+        ewindow_io::accept::serve(
+            listener,
+            "overlay control",
+            MAX_CONNECTIONS,
+            move |stream: UnixStream, _| {
+                let me = self.clone();
+                async move {
+                    let (read, mut write) = stream.into_split();
+                    let Some(line) = one_line(read).await else {
+                        return;
+                    };
+                    let reply = match serde_json::from_str::<Request>(line.trim()) {
+                        Ok(req) => me.control(req).await,
+                        Err(e) => Reply {
+                            error: Some(format!("bad request: {e}")),
+                            ..Reply::default()
+                        },
+                    };
+                    let _ = write.write_all(&ewindow_io::lines::encode(&reply)).await;
+                }
+            },
+        )
+        .await
     }
 
     async fn control(self: &Arc<Self>, req: Request) -> Reply {
@@ -430,30 +442,31 @@ impl Overlay {
     // ----- enrollment port --------------------------------------------------------------
 
     async fn serve_enroll(self: Arc<Self>, listener: TcpListener) {
-        loop {
-            let Ok((stream, peer)) = listener.accept().await else {
-                continue;
-            };
-            let me = self.clone();
-            tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let Ok(Some(line)) =
-                    tokio::time::timeout(Duration::from_secs(10), one_line(read)).await
-                else {
-                    return;
-                };
-                let reply = match serde_json::from_str::<PeerRequest>(line.trim()) {
-                    Ok(req) => me.enroll(req, peer.ip()).await,
-                    Err(e) => PeerReply {
-                        error: Some(format!("bad request: {e}")),
-                        ..PeerReply::default()
-                    },
-                };
-                let mut out = serde_json::to_vec(&reply).unwrap_or_default();
-                out.push(b'\n');
-                let _ = write.write_all(&out).await;
-            });
-        }
+        ewindow_io::accept::serve(
+            listener,
+            "enrollment port",
+            MAX_CONNECTIONS,
+            move |stream: TcpStream, peer: SocketAddr| {
+                let me = self.clone();
+                async move {
+                    let (read, mut write) = stream.into_split();
+                    let Ok(Some(line)) =
+                        tokio::time::timeout(Duration::from_secs(10), one_line(read)).await
+                    else {
+                        return;
+                    };
+                    let reply = match serde_json::from_str::<PeerRequest>(line.trim()) {
+                        Ok(req) => me.enroll(req, peer.ip()).await,
+                        Err(e) => PeerReply {
+                            error: Some(format!("bad request: {e}")),
+                            ..PeerReply::default()
+                        },
+                    };
+                    let _ = write.write_all(&ewindow_io::lines::encode(&reply)).await;
+                }
+            },
+        )
+        .await
     }
 
     async fn enroll(self: &Arc<Self>, req: PeerRequest, source: IpAddr) -> PeerReply {
@@ -604,9 +617,7 @@ async fn ask(addr: Ipv6Addr, req: &PeerRequest) -> Result<PeerReply> {
     let mut s = TcpStream::connect(SocketAddr::new(IpAddr::V6(addr), ENROLL_PORT))
         .await
         .with_context(|| format!("connecting to [{addr}]:{ENROLL_PORT}"))?;
-    let mut line = serde_json::to_vec(req)?;
-    line.push(b'\n');
-    s.write_all(&line).await?;
+    s.write_all(&ewindow_io::lines::encode(req)).await?;
     let (read, _w) = s.into_split();
     let answer = one_line(read)
         .await
@@ -712,7 +723,7 @@ pub async fn redeem(code: &str, ro: RedeemOptions) -> Result<(String, Vec<String
     let text = window::to_toml(&config);
     let config = window::parse(&opts.window, &text, Some(&key.public_key()))
         .map_err(|e| anyhow!("the inviter's roster does not fit this window: {e}"))?;
-    identity::write_atomically(&opts.window, &text, 0o644)?;
+    ewindow_io::write_atomically(&opts.window, text.as_bytes(), 0o644)?;
     let names = config
         .roster
         .members

@@ -6,15 +6,19 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use ewindow_io::lines;
 use ewindow_protocol::phone::{Reply, Request};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixListener;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
 
 use crate::members::Members;
 use crate::window::{Command, Handle};
 
 /// Longest request line.
 const MAX_LINE: usize = 64 * 1024;
+
+/// Connections served at once (more wait in the backlog).
+const MAX_CONNECTIONS: usize = 32;
 
 /// Binds the socket (replacing a stale one) and serves it forever on a task.
 pub fn serve(path: &Path, members: Option<Arc<Members>>, window: Option<Handle>) -> Result<()> {
@@ -24,59 +28,62 @@ pub fn serve(path: &Path, members: Option<Arc<Members>>, window: Option<Handle>)
     let _ = std::fs::remove_file(path);
     let listener =
         UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let members = members.clone();
-            let window = window.clone();
-            tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let mut lines = BufReader::new(read.take(MAX_LINE as u64 * 16)).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    let subscribe = matches!(
-                        serde_json::from_str::<Request>(&line),
-                        Ok(Request::Subscribe)
-                    );
-                    let reply = answer(&line, members.as_deref(), window.as_ref()).await;
-                    let mut out = serde_json::to_vec(&reply).unwrap_or_default();
-                    out.push(b'\n');
-                    if write.write_all(&out).await.is_err() {
-                        break;
-                    }
-                    if let (true, true, Some(w)) = (subscribe, reply.ok, &window) {
-                        // The status at once, then at every change (each second in a call).
-                        let mut rx = w.status.clone();
-                        loop {
-                            let mut line =
-                                serde_json::to_vec(&*rx.borrow_and_update()).unwrap_or_default();
-                            line.push(b'\n');
-                            if write.write_all(&line).await.is_err() || rx.changed().await.is_err()
-                            {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    });
+    tokio::spawn(ewindow_io::accept::serve(
+        listener,
+        "phone control",
+        MAX_CONNECTIONS,
+        move |stream: UnixStream, _| connection(stream, members.clone(), window.clone()),
+    ));
     Ok(())
 }
 
-async fn answer(line: &str, members: Option<&Members>, window: Option<&Handle>) -> Reply {
-    let fail = |e: String| Reply {
+/// One client: request lines, a reply line each; after a subscribe, the status at once and
+/// at every change (each second in a call).
+async fn connection(stream: UnixStream, members: Option<Arc<Members>>, window: Option<Handle>) {
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    loop {
+        let line = match lines::read_line_async(&mut read, MAX_LINE).await {
+            Ok(Some(line)) => line,
+            Ok(None) => return,
+            Err(_) => {
+                let reply = fail("request too long".into());
+                let _ = write.write_all(&lines::encode(&reply)).await;
+                return;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let subscribe = matches!(
+            serde_json::from_str::<Request>(&line),
+            Ok(Request::Subscribe)
+        );
+        let reply = answer(&line, members.as_deref(), window.as_ref()).await;
+        if write.write_all(&lines::encode(&reply)).await.is_err() {
+            return;
+        }
+        if let (true, true, Some(w)) = (subscribe, reply.ok, &window) {
+            let mut rx = w.status.clone();
+            loop {
+                let line = lines::encode(&*rx.borrow_and_update());
+                if write.write_all(&line).await.is_err() || rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn fail(e: String) -> Reply {
+    Reply {
         ok: false,
         error: Some(e),
         ..Reply::default()
-    };
-    if line.len() > MAX_LINE {
-        return fail("request too long".into());
     }
+}
+
+async fn answer(line: &str, members: Option<&Members>, window: Option<&Handle>) -> Reply {
     let req = match serde_json::from_str::<Request>(line) {
         Ok(r) => r,
         Err(e) => return fail(format!("bad request: {e}")),
@@ -133,5 +140,3 @@ async fn answer(line: &str, members: Option<&Members>, window: Option<&Handle>) 
         _ => fail("unexpected request".into()),
     }
 }
-
-use tokio::io::AsyncReadExt as _;

@@ -66,7 +66,7 @@ enum Cmd {
         )]
         window_file: PathBuf,
         /// The control socket (status, call, next, hangup, curtain, subscribe, members).
-        #[arg(long, value_name = "PATH", default_value = "/run/ewindow/phone.sock")]
+        #[arg(long, value_name = "PATH", default_value = ewindow_io::paths::PHONE_SOCKET)]
         control: PathBuf,
         #[command(flatten)]
         common: CommonArgs,

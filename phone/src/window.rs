@@ -59,25 +59,6 @@ struct RunningCall {
     stop: CancellationToken,
 }
 
-/// The local minute of the day (the open hours are local time).
-fn minute_of_day() -> u16 {
-    let now = nix::libc::time_t::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    )
-    .unwrap_or(0);
-    // SAFETY: localtime_r writes into the tm we own; it reads TZ / /etc/localtime.
-    let mut tm: nix::libc::tm = unsafe { std::mem::zeroed() };
-    let ok = unsafe { !nix::libc::localtime_r(&now, &mut tm).is_null() };
-    if ok {
-        (tm.tm_hour * 60 + tm.tm_min) as u16
-    } else {
-        ((now / 60) % 1440) as u16
-    }
-}
-
 fn settings(members: &Members) -> Settings {
     let c = members.config();
     Settings {
@@ -268,7 +249,7 @@ pub async fn run(
     loop {
         let busy = !inputs.is_empty();
         while let Some(i) = inputs.pop_front() {
-            let actions = policy.handle(i, now_ms(), minute_of_day());
+            let actions = policy.handle(i, now_ms(), ewindow_io::localtime::minute_of_day());
             for a in actions {
                 match a {
                     Action::Dial { call, to } => {
@@ -330,7 +311,7 @@ pub async fn run(
         if busy {
             let status = PhoneStatus {
                 window: policy_name(&args),
-                state: window_state(&policy.screen(minute_of_day())),
+                state: window_state(&policy.screen(ewindow_io::localtime::minute_of_day())),
                 curtain: policy.curtain_closed(),
                 call: policy
                     .call()
@@ -349,7 +330,7 @@ pub async fn run(
         let deadline = policy
             .next_deadline()
             .map(|ms| tokio::time::Instant::from_std(started + Duration::from_millis(ms)));
-        let minute = minute_of_day();
+        let minute = ewindow_io::localtime::minute_of_day();
         let hours = policy.next_hours_change(minute).map(|m| {
             let mins = (m + 1440 - minute) % 1440;
             let mins = if mins == 0 { 1440 } else { mins };

@@ -6,7 +6,6 @@
 //! The file holds Unix seconds as decimal text and a newline; it is written atomically (temp
 //! file, fsync, rename), so a power cut leaves either the old or the new time.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -73,22 +72,8 @@ pub fn restore(file: &Path, set: bool) -> Result<Option<u64>, String> {
 /// Writes the current time to the file atomically and returns it.
 pub fn save(file: &Path) -> Result<u64, String> {
     let now = now_unix();
-    let err = |e: std::io::Error| format!("saving the clock to {}: {e}", file.display());
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    let tmp = file.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
-        writeln!(f, "{now}").map_err(err)?;
-        f.sync_all().map_err(err)?;
-    }
-    std::fs::rename(&tmp, file).map_err(err)?;
-    if let Some(dir) = file.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
+    ewindow_io::write_atomically(file, format!("{now}\n").as_bytes(), 0o644)
+        .map_err(|e| format!("saving the clock: {e}"))?;
     Ok(now)
 }
 

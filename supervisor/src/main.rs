@@ -30,7 +30,7 @@ struct Cli {
     #[arg(long)]
     fallback: Option<PathBuf>,
     /// The control socket (line-delimited JSON).
-    #[arg(long, default_value = "/run/ewindow/init.sock")]
+    #[arg(long, default_value = ewindow_io::paths::INIT_SOCKET)]
     control: PathBuf,
     /// As PID 1, do not mount /proc, /sys, /dev, /run, /tmp nor remount / read-only
     /// (PID namespaces, containers).

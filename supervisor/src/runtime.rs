@@ -26,6 +26,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use ewindow_io::lines;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, Signal};
@@ -173,7 +174,7 @@ enum Phase {
 
 struct Client {
     stream: UnixStream,
-    inbuf: Vec<u8>,
+    inbuf: lines::Buffer,
     outbuf: Vec<u8>,
     eof: bool,
     subscribed: bool,
@@ -196,6 +197,10 @@ pub struct Supervisor {
     order: Vec<usize>,
     signals: SignalFd,
     listener: Option<UnixListener>,
+    /// After an accept error (EMFILE…): the listener is left out of poll until then, so
+    /// PID 1 does not spin on a connection it cannot take; and the errors in a row.
+    accept_paused: Option<Instant>,
+    accept_errors: u32,
     clients: Vec<Client>,
     shutdown: Option<(ShutdownKind, Phase)>,
     orphans_reaped: u64,
@@ -265,6 +270,8 @@ impl Supervisor {
             order: Vec::new(),
             signals,
             listener,
+            accept_paused: None,
+            accept_errors: 0,
             clients: Vec::new(),
             shutdown: None,
             orphans_reaped: 0,
@@ -319,7 +326,14 @@ impl Supervisor {
         if let Some((kind, Phase::Done)) = self.shutdown {
             return Some(kind);
         }
-        let timeout = match self.next_deadline() {
+        if self.accept_paused.is_some_and(|t| t <= now) {
+            self.accept_paused = None;
+        }
+        let deadline = match (self.next_deadline(), self.accept_paused) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout = match deadline {
             None => PollTimeout::NONE,
             Some(t) => {
                 let ms = t.saturating_duration_since(Instant::now()).as_millis() + 1;
@@ -332,7 +346,7 @@ impl Supervisor {
         let input = PollFlags::POLLIN;
         fds.push(PollFd::new(self.signals.as_fd(), input));
         tokens.push(Token::Signals);
-        if let Some(l) = &self.listener {
+        if let (Some(l), None) = (&self.listener, self.accept_paused) {
             fds.push(PollFd::new(l.as_fd(), input));
             tokens.push(Token::Listener);
         }
@@ -698,10 +712,7 @@ impl Supervisor {
         }
         let mut lines = Vec::new();
         for e in &events {
-            if let Ok(mut l) = serde_json::to_vec(e) {
-                l.push(b'\n');
-                lines.extend_from_slice(&l);
-            }
+            lines.extend_from_slice(&lines::encode(e));
         }
         for c in self.clients.iter_mut().filter(|c| c.subscribed && !c.eof) {
             if c.outbuf.len() > MAX_BACKLOG {
@@ -725,10 +736,7 @@ impl Supervisor {
                 pid: s.pid.map(|p| p.as_raw()),
                 restarts: s.restarts,
             };
-            if let Ok(mut l) = serde_json::to_vec(&e) {
-                l.push(b'\n');
-                out.extend_from_slice(&l);
-            }
+            out.extend_from_slice(&lines::encode(&e));
         }
         out
     }
@@ -865,8 +873,8 @@ impl Supervisor {
             self.logs.pop_front();
         }
         if self.clients.iter().any(|c| c.subscribed) {
-            if let Ok(mut l) = serde_json::to_vec(&Event::Log(entry.clone())) {
-                l.push(b'\n');
+            {
+                let l = lines::encode(&Event::Log(entry.clone()));
                 for c in self.clients.iter_mut().filter(|c| c.subscribed && !c.eof) {
                     if c.outbuf.len() <= MAX_BACKLOG {
                         c.outbuf.extend_from_slice(&l);
@@ -1098,19 +1106,27 @@ impl Supervisor {
         loop {
             match listener.accept() {
                 Ok((stream, _)) => {
+                    self.accept_errors = 0;
                     if stream.set_nonblocking(true).is_err() || self.clients.len() >= 64 {
                         continue;
                     }
                     self.clients.push(Client {
                         stream,
-                        inbuf: Vec::new(),
+                        inbuf: lines::Buffer::new(MAX_REQUEST),
                         outbuf: Vec::new(),
                         eof: false,
                         subscribed: false,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    let pause = ewindow_io::accept_backoff(self.accept_errors);
+                    self.accept_errors = self.accept_errors.saturating_add(1);
+                    warn!("control socket: accept: {e} (paused for {pause:?})");
+                    self.accept_paused = Some(Instant::now() + pause);
+                    break;
+                }
             }
         }
     }
@@ -1124,7 +1140,7 @@ impl Supervisor {
                         self.clients[i].eof = true;
                         break;
                     }
-                    Ok(n) => self.clients[i].inbuf.extend_from_slice(&buf[..n]),
+                    Ok(n) => self.clients[i].inbuf.feed(&buf[..n]),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(_) => {
@@ -1134,30 +1150,25 @@ impl Supervisor {
                     }
                 }
             }
-            while let Some(nl) = self.clients[i].inbuf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.clients[i].inbuf.drain(..=nl).collect();
-                let line = String::from_utf8_lossy(&line[..nl]).trim().to_owned();
+            while let Some(line) = self.clients[i].inbuf.next_line() {
+                let line = line.trim();
                 if line.is_empty() {
                     continue;
                 }
-                let (reply, subscribe) = match serde_json::from_str::<Request>(&line) {
+                let (reply, subscribe) = match serde_json::from_str::<Request>(line) {
                     Ok(Request::Subscribe) => (Reply::ok(), true),
                     Ok(req) => (self.handle_request(req), false),
                     Err(e) => (Reply::error(format!("bad request: {e}")), false),
                 };
-                let mut out =
-                    serde_json::to_vec(&reply).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
-                out.push(b'\n');
+                let mut out = lines::encode(&reply);
                 if subscribe && !self.clients[i].subscribed {
                     self.clients[i].subscribed = true;
                     out.extend_from_slice(&self.current_events());
                 }
                 self.clients[i].outbuf.extend_from_slice(&out);
             }
-            if self.clients[i].inbuf.len() > MAX_REQUEST {
-                let mut out =
-                    serde_json::to_vec(&Reply::error("request too long")).unwrap_or_default();
-                out.push(b'\n');
+            if self.clients[i].inbuf.overflowed() {
+                let out = lines::encode(&Reply::error("request too long"));
                 let c = &mut self.clients[i];
                 c.outbuf.extend_from_slice(&out);
                 c.inbuf.clear();

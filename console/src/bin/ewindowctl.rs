@@ -5,7 +5,7 @@
 //! Exit status: 0 done; 1 the request was refused (unknown service …); 2 usage; 3 the socket
 //! cannot be reached (init not running, wrong path, no permission).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,19 +13,23 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use ewindow_io::lines;
 use ewindow_protocol::init::{Event, ExitStatus, Reply, Request, Status};
+
+/// Longest line read from a control socket (a log reply is a few hundred lines).
+const MAX_LINE: usize = 1024 * 1024;
 
 #[derive(Parser)]
 #[command(name = "ewindowctl", version, about = "Maintain an Electronic Window")]
 struct Cli {
     /// `ewindow-init`'s control socket.
-    #[arg(long, global = true, default_value = "/run/ewindow/init.sock")]
+    #[arg(long, global = true, default_value = ewindow_io::paths::INIT_SOCKET)]
     control: PathBuf,
     /// `ewindow-overlay`'s control socket.
-    #[arg(long, global = true, default_value = "/run/ewindow/overlay.sock")]
+    #[arg(long, global = true, default_value = ewindow_io::paths::OVERLAY_SOCKET)]
     overlay_control: PathBuf,
     /// `ewindow-phone`'s control socket.
-    #[arg(long, global = true, default_value = "/run/ewindow/phone.sock")]
+    #[arg(long, global = true, default_value = ewindow_io::paths::PHONE_SOCKET)]
     phone_control: PathBuf,
     #[command(subcommand)]
     cmd: Cmd,
@@ -150,12 +154,11 @@ fn exchange<Q: serde::Serialize, A: serde::de::DeserializeOwned>(
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(reach)?;
-    let mut line = serde_json::to_string(request).map_err(|e| Failure::Unreachable(e.into()))?;
-    line.push('\n');
-    stream.write_all(line.as_bytes()).map_err(reach)?;
-    let mut answer = String::new();
+    stream.write_all(&lines::encode(request)).map_err(reach)?;
     let mut reader = BufReader::new(stream);
-    reader.read_line(&mut answer).map_err(reach)?;
+    let answer = lines::read_line(&mut reader, MAX_LINE)
+        .map_err(reach)?
+        .unwrap_or_default();
     let reply = serde_json::from_str(answer.trim())
         .with_context(|| format!("{what} answered something unexpected: {answer:?}"))
         .map_err(Failure::Unreachable)?;
@@ -323,12 +326,10 @@ fn follow(socket: &Path, json: bool) -> ExitCode {
         }
     };
     let _ = reader.get_ref().set_read_timeout(None);
-    let mut line = String::new();
     loop {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) => return ExitCode::SUCCESS,
-            Ok(_) => {
+        match lines::read_line(&mut reader, MAX_LINE) {
+            Ok(None) => return ExitCode::SUCCESS,
+            Ok(Some(line)) => {
                 let text = if json {
                     line.trim_end().to_owned()
                 } else {
@@ -500,12 +501,10 @@ fn logs(cli: &Cli, service: &Option<String>, follow: bool, lines: usize) -> Exit
         return ExitCode::SUCCESS;
     };
     let _ = reader.get_ref().set_read_timeout(None);
-    let mut line = String::new();
     loop {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) => return ExitCode::SUCCESS,
-            Ok(_) => {
+        match lines::read_line(&mut reader, MAX_LINE) {
+            Ok(None) => return ExitCode::SUCCESS,
+            Ok(Some(line)) => {
                 if let Ok(Event::Log(l)) = serde_json::from_str::<Event>(line.trim()) {
                     let key = (l.unix_ms, l.service.clone(), l.line.clone());
                     if service.as_ref().is_some_and(|s| s != &l.service) || seen.contains(&key) {
