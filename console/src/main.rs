@@ -45,13 +45,13 @@ struct Cli {
     #[arg(long, default_value = ewindow_io::paths::OVERLAY_SOCKET)]
     overlay_control: PathBuf,
     /// The window file; the wizard runs while it does not exist.
-    #[arg(long, default_value = "/data/ewindow/window.toml")]
+    #[arg(long, default_value = ewindow_io::paths::WINDOW_FILE)]
     window: PathBuf,
     /// The identity key (made by the overlay at its first start).
-    #[arg(long, default_value = "/data/ewindow/identity.key")]
+    #[arg(long, default_value = ewindow_io::paths::IDENTITY_KEY)]
     identity: PathBuf,
     /// Where the wizard writes the SSH key.
-    #[arg(long, default_value = "/data/ewindow/authorized_keys")]
+    #[arg(long, default_value = ewindow_io::paths::AUTHORIZED_KEYS)]
     authorized_keys: PathBuf,
     /// The phone program the wizard runs for its device checks (`probe`).
     #[arg(long, default_value = "/usr/bin/ewindow-phone")]

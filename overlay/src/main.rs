@@ -6,18 +6,12 @@
 //! - `redeem CODE`: a new window joins with an invitation (the first-boot wizard runs it).
 //! - `identity`: prints this window's public key (making the key if there is none yet).
 
-mod identity;
-mod link;
-mod roster;
-mod service;
-mod uapi;
-mod wg;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use ewindow_overlay::{identity, service};
 
 #[derive(Parser)]
 #[command(
@@ -33,13 +27,13 @@ struct Cli {
 #[derive(Args, Clone)]
 struct Common {
     /// The window file (name and roster).
-    #[arg(long, default_value = "/data/ewindow/window.toml")]
+    #[arg(long, default_value = ewindow_io::paths::WINDOW_FILE)]
     window: PathBuf,
     /// The private key, made here at first start (0600).
-    #[arg(long, default_value = "/data/ewindow/identity.key")]
+    #[arg(long, default_value = ewindow_io::paths::IDENTITY_KEY)]
     identity: PathBuf,
     /// Open invitations (0600).
-    #[arg(long, default_value = "/data/ewindow/invitations.json")]
+    #[arg(long, default_value = ewindow_io::paths::INVITATIONS)]
     invitations: PathBuf,
     /// The control socket.
     #[arg(long, default_value = ewindow_io::paths::OVERLAY_SOCKET)]
@@ -78,7 +72,7 @@ enum Cmd {
     /// Print this window's public key (made now if there is none yet).
     Identity {
         /// The private key file.
-        #[arg(long, default_value = "/data/ewindow/identity.key")]
+        #[arg(long, default_value = ewindow_io::paths::IDENTITY_KEY)]
         identity: PathBuf,
     },
 }

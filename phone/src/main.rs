@@ -62,7 +62,7 @@ enum Cmd {
         #[arg(
             long = "window-file",
             value_name = "FILE",
-            default_value = "/data/ewindow/window.toml"
+            default_value = ewindow_io::paths::WINDOW_FILE
         )]
         window_file: PathBuf,
         /// The control socket (status, call, next, hangup, curtain, subscribe, members).

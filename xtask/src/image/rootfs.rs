@@ -126,26 +126,20 @@ pub struct Modules {
     pub dir: PathBuf,
 }
 
+/// The `[system] modules` of a services file, read with init's own parser: a file init
+/// would refuse at boot fails the build, with the same file:line:key message.
+pub fn wanted_modules(services: &Path) -> Result<Vec<String>> {
+    let config = ewindow_init::config::load(services).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(config.system.modules)
+}
+
 /// Copies the modules the services file loads (and their dependencies) into
 /// `work/modules/lib/modules/<release>` and runs `depmod` there.
 pub fn modules(repo: &Path, target: &Target, kernel: &Unpacked, work: &Path) -> Result<Modules> {
     let kroot = kernel.root.join("lib/modules");
     let release = &kernel_release(kernel)?;
     let services = repo.join(&target.services);
-    let text =
-        fs::read_to_string(&services).with_context(|| format!("reading {}", services.display()))?;
-    let value: toml::Value =
-        toml::from_str(&text).with_context(|| format!("parsing {}", services.display()))?;
-    let wanted: Vec<String> = value
-        .get("system")
-        .and_then(|s| s.get("modules"))
-        .and_then(|m| m.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let wanted = wanted_modules(&services)?;
     let kdir = kroot.join(release);
     let chosen = kmod::module_closure(&kdir, &wanted)
         .with_context(|| format!("the modules of {}", services.display()))?;
@@ -691,4 +685,29 @@ fn provider(
         }
     }
     bail!("no dependency of {needer} ships it")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_modules_come_from_inits_parser() {
+        let repo = crate::root();
+        for t in crate::image::TARGETS {
+            let target = super::super::target::Target::load(&repo, t).unwrap();
+            let m = wanted_modules(&repo.join(&target.services)).unwrap();
+            assert!(m.iter().any(|m| m == "wireguard"), "{t}: {m:?}");
+        }
+        let dir = std::env::temp_dir().join(format!("xtask-services-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("services.toml");
+        fs::write(&bad, "[system]\nmodules = [\"wire guard\"]\n").unwrap();
+        let e = wanted_modules(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("services.toml:2: key `system.modules[0]`"),
+            "{e}"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
