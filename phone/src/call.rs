@@ -10,6 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use ewindow_protocol::{CallStats, EndReason, StreamDirection};
 use tokio::sync::mpsc;
 
+use crate::config::CallConfig;
 use crate::control;
 use crate::media::{
     AudioStreamConfig, MediaSession, RtpParams, RtpSockets, SrtpParams, VideoSource,
@@ -21,7 +22,6 @@ use crate::sdp::{
     SdpError, Srtp,
 };
 use crate::sip::{self, Call, CallEvent, Ended, IncomingInvite, SipAgent};
-use crate::CommonArgs;
 
 /// Ports our RTP sockets are taken from.
 const RTP_PORTS: std::ops::Range<u16> = 20000..30000;
@@ -44,24 +44,24 @@ struct LocalMedia {
 
 impl LocalMedia {
     /// Binds RTP sockets on `ip` for audio and (unless disabled) video, and fresh SRTP keys.
-    fn bind(ip: std::net::IpAddr, args: &CommonArgs) -> Result<LocalMedia> {
+    fn bind(ip: std::net::IpAddr, cfg: &CallConfig) -> Result<LocalMedia> {
         let audio = RtpSockets::bind(ip, RTP_PORTS)?;
-        let mut local_audio = LocalAudio::new(ip, audio.rtp_port(), args.codecs.0.clone());
-        local_audio.ptime_ms = args.ptime;
-        let video = if args.video_codecs.0.is_empty() {
+        let mut local_audio = LocalAudio::new(ip, audio.rtp_port(), cfg.audio.codecs.clone());
+        local_audio.ptime_ms = cfg.audio.ptime_ms;
+        let video = if cfg.video.codecs.is_empty() {
             None
         } else {
             Some(RtpSockets::bind(ip, RTP_PORTS)?)
         };
         let local_video = video.as_ref().map(|v| LocalVideo {
             port: v.rtp_port(),
-            codecs: args.video_codecs.0.clone(),
-            direction: if args.video_source == VideoSource::None {
+            codecs: cfg.video.codecs.clone(),
+            direction: if cfg.video.source == VideoSource::None {
                 Direction::RecvOnly
             } else {
                 Direction::SendRecv
             },
-            bandwidth_kbps: Some(args.video_kbps),
+            bandwidth_kbps: Some(cfg.video.kbps),
             rtcp_mux: false,
         });
         // Keys are made here, per call, and never leave the process except inside SIP.
@@ -72,7 +72,7 @@ impl LocalMedia {
         let session = LocalSession {
             audio: local_audio,
             video: local_video,
-            srtp: args.srtp,
+            srtp: cfg.srtp,
             suites: CryptoSuite::ALL.to_vec(),
             keys,
         };
@@ -115,7 +115,7 @@ impl Quirks {
 /// The media configuration for what was negotiated.
 fn media_configs(
     neg: &Negotiated,
-    args: &CommonArgs,
+    cfg: &CallConfig,
     quirks: Quirks,
 ) -> Result<(AudioStreamConfig, Option<VideoStreamConfig>)> {
     let a = &neg.audio;
@@ -129,11 +129,11 @@ fn media_configs(
             recv: a.direction.receives(),
             srtp: srtp_params(&a.srtp)?,
         },
-        ptime_ms: a.ptime_ms.unwrap_or(args.ptime),
-        source: args.audio_source.clone(),
-        sink: args.audio_sink.clone(),
-        echo_cancel: args.echo_cancel,
-        latency_marks: args.latency_marks,
+        ptime_ms: a.ptime_ms.unwrap_or(cfg.audio.ptime_ms),
+        source: cfg.audio.source.clone(),
+        sink: cfg.audio.sink.clone(),
+        echo_cancel: cfg.audio.echo_cancel,
+        latency_marks: cfg.latency_marks,
     };
     let video = match &neg.video {
         Some(v) => Some(VideoStreamConfig {
@@ -146,20 +146,20 @@ fn media_configs(
                 recv: v.direction.receives(),
                 srtp: srtp_params(&v.srtp)?,
             },
-            width: args.video_size.0,
-            height: args.video_size.1,
-            fps: args.video_fps,
+            width: cfg.video.size.0,
+            height: cfg.video.size.1,
+            fps: cfg.video.fps,
             // Honour the peer's b=AS / b=TIAS.
             kbps: v
                 .remote_bandwidth_kbps
-                .map_or(args.video_kbps, |b| b.min(args.video_kbps)),
-            threads: args.video_threads,
-            source: args.video_source.clone(),
-            sink: args.video_sink,
+                .map_or(cfg.video.kbps, |b| b.min(cfg.video.kbps)),
+            threads: cfg.video.threads,
+            source: cfg.video.source.clone(),
+            sink: cfg.video.sink,
             keyframe_requests: v.pli || v.fir,
             h264_single_nal: v.codec == sdp::VideoCodec::H264
                 && sdp::h264_single_nal(v.fmtp.as_deref()),
-            latency_marks: args.latency_marks,
+            latency_marks: cfg.latency_marks,
             vp9_clear_p: quirks.vp9_clear_p,
         }),
         None => None,
@@ -167,8 +167,8 @@ fn media_configs(
     Ok((audio, video))
 }
 
-pub(crate) fn write_stats(args: &CommonArgs, stats: &CallStats) {
-    let Some(path) = &args.stats_json else { return };
+pub(crate) fn write_stats(cfg: &CallConfig, stats: &CallStats) {
+    let Some(path) = &cfg.stats_json else { return };
     let text = match serde_json::to_string_pretty(stats) {
         Ok(t) => t,
         Err(e) => {
@@ -197,9 +197,9 @@ fn failed(reason: EndReason, sip_status: Option<u16>, line: String) -> Outcome {
 /// everyone may call (development, tests against other phones).
 fn window_setup(
     bind: Option<SocketAddr>,
-    args: &mut CommonArgs,
+    cfg: &mut CallConfig,
 ) -> Result<(SocketAddr, Option<Arc<Members>>, sip::AccessPolicy)> {
-    let members = args.window.as_deref().map(Members::load).transpose()?;
+    let members = cfg.window.as_deref().map(Members::load).transpose()?;
     let bind = match (bind, &members) {
         (Some(b), _) => b,
         (None, Some(m)) => m.own_sip_addr()?,
@@ -207,7 +207,7 @@ fn window_setup(
     };
     let policy = match &members {
         Some(m) => {
-            args.name = m.own_name();
+            cfg.name = m.own_name();
             crate::netdev::pin_all_to(crate::netdev::interface_of(bind.ip())?);
             m.policy()
         }
@@ -235,10 +235,10 @@ pub async fn listen(
     bind: Option<SocketAddr>,
     auto_answer: bool,
     control: Option<&Path>,
-    mut args: CommonArgs,
+    mut cfg: CallConfig,
 ) -> Result<String> {
-    let (bind, members, policy) = window_setup(bind, &mut args)?;
-    let (agent, mut invites) = SipAgent::start(bind, &args.name, policy).await?;
+    let (bind, members, policy) = window_setup(bind, &mut cfg)?;
+    let (agent, mut invites) = SipAgent::start(bind, &cfg.name, policy).await?;
     if let Some(m) = &members {
         reload_on_sighup(m.clone())?;
         tokio::spawn(m.clone().presence_loop(agent.pinger()?));
@@ -248,7 +248,7 @@ pub async fn listen(
     }
     println!(
         "listening on sip:{}@{} (udp and tcp){}",
-        args.name,
+        cfg.name,
         agent.local_addr(),
         if auto_answer { ", auto-answer" } else { "" }
     );
@@ -262,13 +262,13 @@ pub async fn listen(
             &agent,
             invite,
             auto_answer,
-            &args,
+            &cfg,
             &mut invites,
             &mut shutdown,
         )
         .await;
-        write_stats(&args, &outcome.stats);
-        if args.duration.is_some() {
+        write_stats(&cfg, &outcome.stats);
+        if cfg.duration.is_some() {
             agent.shutdown().await;
             return if outcome.ok {
                 Ok(outcome.line)
@@ -284,14 +284,14 @@ pub(crate) async fn answer(
     agent: &SipAgent,
     invite: IncomingInvite,
     auto_answer: bool,
-    args: &CommonArgs,
+    cfg: &CallConfig,
     invites: &mut mpsc::Receiver<IncomingInvite>,
     shutdown: &mut Shutdown,
 ) -> Outcome {
     let started = invite.received_at;
     let who = invite.from.from_user.clone().unwrap_or_else(|| "?".into());
     let quirks = Quirks::of(invite.user_agent.as_deref());
-    let media = match LocalMedia::bind(agent.local_addr().ip(), args) {
+    let media = match LocalMedia::bind(agent.local_addr().ip(), cfg) {
         Ok(m) => m,
         Err(e) => {
             agent.reject(invite, 503).await;
@@ -355,7 +355,7 @@ pub(crate) async fn answer(
         media,
         &neg,
         quirks,
-        args,
+        cfg,
         started,
         Some((agent, invites)),
         shutdown,
@@ -368,9 +368,9 @@ pub async fn call(
     uri: &str,
     bind: Option<SocketAddr>,
     ring_timeout: Duration,
-    mut args: CommonArgs,
+    mut cfg: CallConfig,
 ) -> Result<String> {
-    let (bind, members, policy) = window_setup(bind, &mut args)?;
+    let (bind, members, policy) = window_setup(bind, &mut cfg)?;
     // A caller on the overlay uses an ephemeral port: the window's own 5060 belongs to listen.
     let bind = match (&members, bind.port()) {
         (Some(_), SIP_PORT) => SocketAddr::new(bind.ip(), 0),
@@ -383,18 +383,10 @@ pub async fn call(
         _ => uri.to_owned(),
     };
     let uri = uri.as_str();
-    let (agent, mut invites) = SipAgent::start(bind, &args.name, policy).await?;
+    let (agent, mut invites) = SipAgent::start(bind, &cfg.name, policy).await?;
     let mut shutdown = Shutdown::new()?;
-    let outcome = place(
-        &agent,
-        uri,
-        ring_timeout,
-        &args,
-        &mut invites,
-        &mut shutdown,
-    )
-    .await;
-    write_stats(&args, &outcome.stats);
+    let outcome = place(&agent, uri, ring_timeout, &cfg, &mut invites, &mut shutdown).await;
+    write_stats(&cfg, &outcome.stats);
     agent.shutdown().await;
     if outcome.ok {
         Ok(outcome.line)
@@ -407,11 +399,11 @@ pub(crate) async fn place(
     agent: &SipAgent,
     uri: &str,
     ring_timeout: Duration,
-    args: &CommonArgs,
+    cfg: &CallConfig,
     invites: &mut mpsc::Receiver<IncomingInvite>,
     shutdown: &mut Shutdown,
 ) -> Outcome {
-    let media = match LocalMedia::bind(agent.local_addr().ip(), args) {
+    let media = match LocalMedia::bind(agent.local_addr().ip(), cfg) {
         Ok(m) => m,
         Err(e) => return failed(EndReason::MediaError, None, format!("{e:#}")),
     };
@@ -420,7 +412,7 @@ pub(crate) async fn place(
     }
     let offer = sdp::build_session_offer(&media.session, session_id(), 1);
     let started = Instant::now();
-    let mut call = match agent.invite(uri, args.transport, offer) {
+    let mut call = match agent.invite(uri, cfg.transport, offer) {
         Ok(c) => c,
         Err(e) => return failed(EndReason::TransportError, None, format!("{e:#}")),
     };
@@ -487,7 +479,7 @@ pub(crate) async fn place(
         media,
         &neg,
         quirks,
-        args,
+        cfg,
         started,
         Some((agent, invites)),
         shutdown,
@@ -502,20 +494,20 @@ async fn run_call(
     local: LocalMedia,
     neg: &Negotiated,
     quirks: Quirks,
-    args: &CommonArgs,
+    cfg: &CallConfig,
     started: Instant,
     mut busy: Option<(&SipAgent, &mut mpsc::Receiver<IncomingInvite>)>,
     shutdown: &mut Shutdown,
 ) -> Outcome {
     let established = Instant::now();
     shutdown.established();
-    let started_media = media_configs(neg, args, quirks).and_then(|(audio, video)| {
+    let started_media = media_configs(neg, cfg, quirks).and_then(|(audio, video)| {
         let receives = audio.rtp.recv || video.as_ref().is_some_and(|v| v.rtp.recv);
         let video = match (local.video, video.as_ref()) {
             (Some(sockets), Some(v)) => Some((sockets, v)),
             _ => None,
         };
-        MediaSession::start(local.audio, &audio, video, args.jitter_ms).map(|m| (m, receives))
+        MediaSession::start(local.audio, &audio, video, cfg.jitter_ms).map(|m| (m, receives))
     });
     let (media, receives) = match started_media {
         Ok(m) => m,
@@ -524,8 +516,8 @@ async fn run_call(
             return failed(EndReason::MediaError, None, format!("media: {e:#}"));
         }
     };
-    let duration = args.duration.map(Duration::from_secs_f64);
-    let rtp_timeout = args.rtp_timeout();
+    let duration = cfg.duration;
+    let rtp_timeout = cfg.rtp_timeout;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last_packets = 0u64;
     let mut last_progress = Instant::now();
@@ -573,11 +565,11 @@ async fn run_call(
                     }
                 }
                 if last_print.elapsed() >= Duration::from_secs(1)
-                    && (args.live_stats || shutdown.hooks.is_some())
+                    && (cfg.live_stats || shutdown.hooks.is_some())
                 {
                     last_print = Instant::now();
                     let streams = media.stats();
-                    if args.live_stats {
+                    if cfg.live_stats {
                         println!("{}", live_line(established.elapsed(), &streams));
                     }
                     shutdown.report(established.elapsed(), streams);

@@ -7,12 +7,36 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use ewindow_io::lines;
-use ewindow_protocol::phone::{Reply, Request};
+use ewindow_protocol::phone::{PhoneStatus, Reply, Request};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, watch};
 
 use crate::members::Members;
-use crate::window::{Command, Handle};
+
+/// A command from the control socket.
+#[derive(Debug)]
+pub enum Command {
+    /// `call NAME`.
+    Call(String),
+    /// `next`.
+    Next,
+    /// `hangup`.
+    Hangup,
+    /// `curtain on|off`.
+    Curtain(bool),
+    /// The button's long press.
+    CurtainToggle,
+}
+
+/// What the control socket needs from the running window.
+#[derive(Clone)]
+pub struct Handle {
+    /// Commands into the loop.
+    pub commands: mpsc::Sender<Command>,
+    /// The latest status; subscribers watch it.
+    pub status: watch::Receiver<PhoneStatus>,
+}
 
 /// Longest request line.
 const MAX_LINE: usize = 64 * 1024;

@@ -4,29 +4,16 @@
 //! one line saying how the call went and exit 0 only when it was established and ended as
 //! asked. See `docs/architecture.md` for how the modules fit.
 
-mod board;
-mod call;
-mod control;
-mod media;
-mod members;
-mod netdev;
-mod policy;
-mod probe;
-mod sdp;
-mod sip;
-mod window;
-
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-
-use crate::media::{AudioSink, AudioSource, EchoCancel, VideoSink, VideoSource};
-use crate::sdp::{AudioCodec, SrtpMode, VideoCodec};
-use crate::sip::Transport;
+use clap::{Parser, Subcommand};
+use ewindow_phone::config::CommonArgs;
+use ewindow_phone::media::{AudioSink, AudioSource, VideoSource};
+use ewindow_phone::{call, probe, window};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -119,127 +106,6 @@ enum Probe {
     },
 }
 
-/// Flags shared by `listen` and `call`.
-#[derive(Args, Debug, Clone)]
-pub struct CommonArgs {
-    /// SIP transport.
-    #[arg(long, default_value = "udp")]
-    pub transport: Transport,
-    /// Our SIP user name (the window's name; with --window, the window file's).
-    #[arg(long, default_value = "ewindow")]
-    pub name: String,
-    /// The window file (window.toml): SIP on this window's overlay address, calls and OPTIONS
-    /// from members only (403 for everyone else), presence pings to members; SIGHUP reloads it.
-    #[arg(long, value_name = "FILE")]
-    pub window: Option<PathBuf>,
-    /// Audio source: test (a tone), default, or a PulseAudio/ALSA device name.
-    #[arg(long, default_value = "test")]
-    pub audio_source: AudioSource,
-    /// Audio sink: null (decoded and dropped), default, or a PulseAudio/ALSA device name.
-    #[arg(long, default_value = "null")]
-    pub audio_sink: AudioSink,
-    /// Echo cancellation (webrtcdsp): auto = on with real audio devices, off with test ones.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub echo_cancel: EchoCancel,
-    /// Audio codecs in preference order: opus, pcmu, pcma, speex (both rates), speex16, speex8.
-    #[arg(long, default_value = "opus,pcmu,pcma,speex", value_parser = parse_codecs)]
-    pub codecs: CodecList,
-    /// Video codecs in preference order (vp8, vp9, h264), or `none` for an audio-only call.
-    #[arg(long, default_value = "vp8,vp9,h264", value_parser = parse_video_codecs)]
-    pub video_codecs: VideoCodecList,
-    /// Video source: test (moving pattern with a clock), none, file:PATH (looped), /dev/videoN.
-    #[arg(long, default_value = "test")]
-    pub video_source: VideoSource,
-    /// Video sink: null (decoded and counted), auto (a desktop window), kms (fullscreen).
-    #[arg(long, default_value = "null")]
-    pub video_sink: VideoSink,
-    /// Picture size we send.
-    #[arg(long, default_value = "640x480", value_parser = parse_size)]
-    pub video_size: (u32, u32),
-    /// Frames per second we send.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=60))]
-    pub video_fps: u32,
-    /// Video encoder threads (in window mode the board's profile or window.toml decide).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
-    pub video_threads: u32,
-    /// Video bitrate in kbit/s (capped by the peer's b=AS / b=TIAS).
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(50..=20000))]
-    pub video_kbps: u32,
-    /// SRTP (SDES keys): required (refuse plain RTP), optional (use it when offered), off.
-    #[arg(long, default_value = "required", value_parser = parse_srtp)]
-    pub srtp: SrtpMode,
-    /// Jitter buffer latency in milliseconds.
-    #[arg(long, default_value_t = 40)]
-    pub jitter_ms: u32,
-    /// Packetization time in milliseconds.
-    #[arg(long, default_value_t = 20)]
-    pub ptime: u32,
-    /// End the call when no RTP arrives for SECS.
-    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
-    pub rtp_timeout: f64,
-    /// End the (first) call after SECS; `listen` then exits.
-    #[arg(long, value_name = "SECS")]
-    pub duration: Option<f64>,
-    /// Write the call statistics as JSON to PATH when the call ends.
-    #[arg(long, value_name = "PATH")]
-    pub stats_json: Option<PathBuf>,
-    /// Benchmarks: send clicks and time-stamped video frames, and record when they arrive
-    /// (`marks_us` and `latency_ms` in the statistics).
-    #[arg(long, hide = true)]
-    pub latency_marks: bool,
-    /// Print a statistics line every second during the call.
-    #[arg(long)]
-    pub live_stats: bool,
-}
-
-/// Codecs in preference order (a newtype so that clap takes one comma-separated value).
-#[derive(Clone, Debug)]
-pub struct CodecList(pub Vec<AudioCodec>);
-
-fn parse_codecs(s: &str) -> Result<CodecList, String> {
-    AudioCodec::parse_list(s)
-        .map(CodecList)
-        .map_err(|e| e.to_string())
-}
-
-/// Video codecs in preference order; empty for audio only.
-#[derive(Clone, Debug)]
-pub struct VideoCodecList(pub Vec<VideoCodec>);
-
-pub fn parse_video_codecs(s: &str) -> Result<VideoCodecList, String> {
-    if s == "none" {
-        return Ok(VideoCodecList(Vec::new()));
-    }
-    VideoCodec::parse_list(s)
-        .map(VideoCodecList)
-        .map_err(|e| e.to_string())
-}
-
-fn parse_srtp(s: &str) -> Result<SrtpMode, String> {
-    match s {
-        "required" => Ok(SrtpMode::Required),
-        "optional" => Ok(SrtpMode::Optional),
-        "off" => Ok(SrtpMode::Off),
-        _ => Err(format!("`{s}`: expected required, optional or off")),
-    }
-}
-
-pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
-    let bad = || format!("`{s}` is not a size like 640x480");
-    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
-    let (w, h): (u32, u32) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
-    if !(16..=4096).contains(&w) || !(16..=4096).contains(&h) || w % 2 != 0 || h % 2 != 0 {
-        return Err(format!("{s}: width and height must be even, 16 to 4096"));
-    }
-    Ok((w, h))
-}
-
-impl CommonArgs {
-    fn rtp_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.rtp_timeout.max(0.5))
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -297,13 +163,13 @@ fn main() -> ExitCode {
                 auto_answer,
                 control,
                 common,
-            } => call::listen(sip, auto_answer, control.as_deref(), common).await,
+            } => call::listen(sip, auto_answer, control.as_deref(), common.into()).await,
             Cmd::Probe { .. } => Ok("probed".into()),
             Cmd::Window {
                 window_file,
                 control,
                 common,
-            } => window::run(&window_file, Some(&control), common).await,
+            } => window::run(&window_file, Some(&control), common.into()).await,
             Cmd::Call {
                 uri,
                 sip,
@@ -312,7 +178,13 @@ fn main() -> ExitCode {
             } => {
                 let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
                 let sip = sip.or(common.window.is_none().then_some(loopback));
-                call::call(&uri, sip, Duration::from_secs_f64(ring_timeout), common).await
+                call::call(
+                    &uri,
+                    sip,
+                    Duration::from_secs_f64(ring_timeout),
+                    common.into(),
+                )
+                .await
             }
         }
     });

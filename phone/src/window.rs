@@ -19,36 +19,11 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::call::{self, CallHooks, Shutdown};
-use crate::control;
+use crate::config::CallConfig;
+use crate::control::{self, Command, Handle};
 use crate::members::Members;
 use crate::policy::{Action, CallId, EndReason, Input, Policy, Screen, Settings};
 use crate::sip::{IncomingInvite, SipAgent};
-use crate::CommonArgs;
-use ewindow_protocol::window::Media;
-
-/// A command from the control socket.
-#[derive(Debug)]
-pub enum Command {
-    /// `call NAME`.
-    Call(String),
-    /// `next`.
-    Next,
-    /// `hangup`.
-    Hangup,
-    /// `curtain on|off`.
-    Curtain(bool),
-    /// The button's long press.
-    CurtainToggle,
-}
-
-/// What the control socket needs from the running window.
-#[derive(Clone)]
-pub struct Handle {
-    /// Commands into the loop.
-    pub commands: mpsc::Sender<Command>,
-    /// The latest status; subscribers watch it.
-    pub status: watch::Receiver<PhoneStatus>,
-}
 
 enum CallEvent {
     Up(CallId),
@@ -108,89 +83,21 @@ async fn wait_for(path: &Path) {
     }
 }
 
-/// The video a window sends: the board's profile (from its device-tree model), then what
-/// `window.toml` `[media]` sets.
-fn apply_video(args: &mut CommonArgs, model: Option<&str>, media: &Media) -> Result<()> {
-    if let Some(p) = model.and_then(crate::board::for_model) {
-        tracing::info!(
-            model = model.unwrap_or_default(),
-            "video profile {}x{}@{} {} kbit/s, {} encoder threads",
-            p.size.0,
-            p.size.1,
-            p.fps,
-            p.kbps,
-            p.threads
-        );
-        args.video_size = p.size;
-        args.video_fps = p.fps;
-        args.video_kbps = p.kbps;
-        args.video_threads = p.threads;
-        args.video_codecs = crate::VideoCodecList(p.codecs);
-    }
-    let bad = |k: &str, e: String| anyhow::anyhow!("window.toml [media] {k}: {e}");
-    if let Some(v) = &media.video_size {
-        args.video_size = crate::parse_size(v).map_err(|e| bad("video_size", e))?;
-    }
-    if let Some(v) = &media.video_codecs {
-        args.video_codecs = crate::parse_video_codecs(v).map_err(|e| bad("video_codecs", e))?;
-    }
-    for (k, v, range, to) in [
-        ("video_fps", media.video_fps, 1..=60, &mut args.video_fps),
-        (
-            "video_kbps",
-            media.video_kbps,
-            50..=20000,
-            &mut args.video_kbps,
-        ),
-        (
-            "video_threads",
-            media.video_threads,
-            1..=8,
-            &mut args.video_threads,
-        ),
-    ] {
-        if let Some(v) = v {
-            if !range.contains(&v) {
-                return Err(bad(
-                    k,
-                    format!("{v} is not in {}..={}", range.start(), range.end()),
-                ));
-            }
-            *to = v;
-        }
-    }
-    Ok(())
-}
-
 /// Runs the window until SIGINT/SIGTERM.
 pub async fn run(
     window_file: &Path,
     control_path: Option<&Path>,
-    mut args: CommonArgs,
+    cli: CallConfig,
 ) -> Result<String> {
     wait_for(window_file).await;
-    args.window = Some(window_file.to_owned());
     let members = Members::load(window_file)?;
     let bind = members.own_sip_addr()?;
-    args.name = members.own_name();
-    // The devices the wizard chose (window.toml `[media]`) win over the command line's defaults.
-    let media = members.config().media;
-    if let Some(v) = &media.camera {
-        args.video_source = v
-            .parse()
-            .map_err(|e| anyhow::anyhow!("[media] camera: {e}"))?;
-    }
-    if let Some(v) = &media.microphone {
-        args.audio_source = v
-            .parse()
-            .map_err(|e| anyhow::anyhow!("[media] microphone: {e}"))?;
-    }
-    if let Some(v) = &media.speaker {
-        args.audio_sink = v
-            .parse()
-            .map_err(|e| anyhow::anyhow!("[media] speaker: {e}"))?;
-    }
-    apply_video(&mut args, crate::board::model().as_deref(), &media)?;
+    let cfg = cli.for_window(
+        window_file.to_owned(),
+        members.own_name(),
+        &members.config().media,
+        crate::board::model().as_deref(),
+    )?;
     // The overlay may still be configuring the interface (or restarting): wait for our
     // address rather than fail.
     let mut told = false;
@@ -207,13 +114,13 @@ pub async fn run(
         }
     };
     crate::netdev::pin_all_to(device);
-    let (agent, mut invites) = SipAgent::start(bind, &args.name, members.policy()).await?;
+    let (agent, mut invites) = SipAgent::start(bind, &cfg.name, members.policy()).await?;
     let agent = Arc::new(agent);
     tokio::spawn(members.clone().presence_loop(agent.pinger()?));
     println!(
         "window {} on sip:{}@{}",
-        args.name,
-        args.name,
+        cfg.name,
+        cfg.name,
         agent.local_addr()
     );
 
@@ -234,14 +141,21 @@ pub async fn run(
 
     let started = Instant::now();
     let now_ms = || started.elapsed().as_millis() as u64;
-    let mut policy = Policy::new(args.name.clone(), settings(&members));
+    let mut policy = Policy::new(cfg.name.clone(), settings(&members));
     let (ev_tx, mut events) = mpsc::channel::<CallEvent>(16);
     let mut calls: HashMap<CallId, RunningCall> = HashMap::new();
     let mut pending: HashMap<u64, IncomingInvite> = HashMap::new();
     let mut next_invite = 0u64;
     let live: Arc<Mutex<Option<LiveCall>>> = Arc::new(Mutex::new(None));
     let live_changed = Arc::new(Notify::new());
-    let args = Arc::new(args);
+    let cfg = Arc::new(cfg);
+    let cx = CallContext {
+        agent: agent.clone(),
+        cfg: cfg.clone(),
+        events: ev_tx.clone(),
+        live: live.clone(),
+        changed: live_changed.clone(),
+    };
 
     let mut last_settings = settings(&members);
     let mut inputs: std::collections::VecDeque<Input> =
@@ -263,17 +177,7 @@ pub async fn run(
                         };
                         let stop = CancellationToken::new();
                         calls.insert(call, RunningCall { stop: stop.clone() });
-                        spawn_call(
-                            call,
-                            to,
-                            Job::Dial(uri),
-                            agent.clone(),
-                            args.clone(),
-                            stop,
-                            ev_tx.clone(),
-                            live.clone(),
-                            live_changed.clone(),
-                        );
+                        spawn_call(call, to, Job::Dial(uri), stop, cx.clone());
                     }
                     Action::Answer { invite, call } => {
                         let Some(inv) = pending.remove(&invite) else {
@@ -282,17 +186,7 @@ pub async fn run(
                         let peer = inv.from.from_user.clone().unwrap_or_default();
                         let stop = CancellationToken::new();
                         calls.insert(call, RunningCall { stop: stop.clone() });
-                        spawn_call(
-                            call,
-                            peer,
-                            Job::Answer(Box::new(inv)),
-                            agent.clone(),
-                            args.clone(),
-                            stop,
-                            ev_tx.clone(),
-                            live.clone(),
-                            live_changed.clone(),
-                        );
+                        spawn_call(call, peer, Job::Answer(Box::new(inv)), stop, cx.clone());
                     }
                     Action::Refuse { invite, status } => {
                         if let Some(inv) = pending.remove(&invite) {
@@ -310,7 +204,7 @@ pub async fn run(
         }
         if busy {
             let status = PhoneStatus {
-                window: policy_name(&args),
+                window: cfg.name.clone(),
                 state: window_state(&policy.screen(ewindow_io::localtime::minute_of_day())),
                 curtain: policy.curtain_closed(),
                 call: policy
@@ -399,11 +293,7 @@ pub async fn run(
         c.stop.cancel();
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    Ok(format!("window {} stopped", args.name))
-}
-
-fn policy_name(args: &CommonArgs) -> String {
-    args.name.clone()
+    Ok(format!("window {} stopped", cfg.name))
 }
 
 enum Job {
@@ -411,18 +301,26 @@ enum Job {
     Answer(Box<IncomingInvite>),
 }
 
-#[allow(clippy::too_many_arguments)]
-fn spawn_call(
-    id: CallId,
-    peer: String,
-    job: Job,
+/// What every call task shares with the loop.
+#[derive(Clone)]
+struct CallContext {
     agent: Arc<SipAgent>,
-    args: Arc<CommonArgs>,
-    stop: CancellationToken,
+    cfg: Arc<CallConfig>,
+    /// Where a call reports that it is up and that it ended.
     events: mpsc::Sender<CallEvent>,
+    /// The call in progress, for the status; `changed` is notified at each update.
     live: Arc<Mutex<Option<LiveCall>>>,
     changed: Arc<Notify>,
-) {
+}
+
+fn spawn_call(id: CallId, peer: String, job: Job, stop: CancellationToken, cx: CallContext) {
+    let CallContext {
+        agent,
+        cfg,
+        events,
+        live,
+        changed,
+    } = cx;
     tokio::spawn(async move {
         let (up_tx, up_rx) = oneshot::channel();
         let hooks = CallHooks {
@@ -455,90 +353,21 @@ fn spawn_call(
                     &agent,
                     &uri,
                     Duration::from_secs(20),
-                    &args,
+                    &cfg,
                     &mut no_invites,
                     &mut shutdown,
                 )
                 .await
             }
             Job::Answer(inv) => {
-                call::answer(&agent, *inv, true, &args, &mut no_invites, &mut shutdown).await
+                call::answer(&agent, *inv, true, &cfg, &mut no_invites, &mut shutdown).await
             }
         };
         tracing::info!(peer = %peer, "{}", outcome.line);
-        call::write_stats(&args, &outcome.stats);
+        call::write_stats(&cfg, &outcome.stats);
         let reason = outcome.stats.end_reason.unwrap_or(StatsEnd::TransportError);
         let _ = events
             .send(CallEvent::Ended(id, reason, outcome.stats.sip_status))
             .await;
     });
-}
-
-#[cfg(test)]
-mod video_tests {
-    use clap::Parser;
-
-    use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        common: CommonArgs,
-    }
-
-    fn defaults() -> CommonArgs {
-        Cli::parse_from(["ewindow-phone"]).common
-    }
-
-    #[test]
-    fn the_board_profile_then_window_toml_decide_the_video() {
-        let mut a = defaults();
-        apply_video(&mut a, None, &Media::default()).unwrap();
-        assert_eq!(
-            (a.video_size, a.video_fps, a.video_threads),
-            ((640, 480), 30, 1)
-        );
-
-        let mut a = defaults();
-        apply_video(
-            &mut a,
-            Some("Raspberry Pi 3 Model B Rev 1.2"),
-            &Media::default(),
-        )
-        .unwrap();
-        let pi3 = crate::board::for_model("Raspberry Pi 3 Model B Rev 1.2").unwrap();
-        assert_eq!(
-            (a.video_size, a.video_fps, a.video_threads),
-            (pi3.size, pi3.fps, pi3.threads)
-        );
-
-        let media = Media {
-            video_size: Some("480x270".into()),
-            video_fps: Some(15),
-            video_codecs: Some("h264".into()),
-            ..Media::default()
-        };
-        let mut a = defaults();
-        apply_video(&mut a, Some("Raspberry Pi 3 Model B Rev 1.2"), &media).unwrap();
-        assert_eq!((a.video_size, a.video_fps), ((480, 270), 15));
-        assert_eq!(a.video_codecs.0, [crate::sdp::VideoCodec::H264]);
-        assert_eq!(a.video_threads, pi3.threads);
-
-        let bad = Media {
-            video_threads: Some(0),
-            ..Media::default()
-        };
-        let e = apply_video(&mut defaults(), None, &bad).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("[media] video_threads: 0 is not in 1..=8"),
-            "{e}"
-        );
-        let bad = Media {
-            video_size: Some("big".into()),
-            ..Media::default()
-        };
-        let e = apply_video(&mut defaults(), None, &bad).unwrap_err();
-        assert!(e.to_string().contains("video_size"), "{e}");
-    }
 }

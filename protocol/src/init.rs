@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// A request from a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(tag = "cmd", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Request {
     /// Every service's state.
@@ -57,6 +58,7 @@ pub enum Request {
 
 /// One line a service wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct LogLine {
     /// When init read it (Unix milliseconds).
     pub unix_ms: u64,
@@ -68,6 +70,7 @@ pub struct LogLine {
 
 /// One line of a `subscribe` stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(tag = "event", rename_all = "lowercase")]
 pub enum Event {
     /// A service's state or pid changed.
@@ -92,6 +95,7 @@ pub enum Event {
 
 /// The reply to one request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Reply {
     /// Whether the request was carried out (or accepted, for shutdowns).
     pub ok: bool,
@@ -130,6 +134,7 @@ impl Reply {
 
 /// Everything `status` reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Status {
     /// Init itself.
     pub init: InitStatus,
@@ -144,6 +149,7 @@ pub struct Status {
 
 /// The boot duties of `[system]` and how they went.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct SystemStatus {
     /// Kernel modules asked for, in load order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -161,6 +167,7 @@ pub struct SystemStatus {
 
 /// One kernel module.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct ModuleStatus {
     /// Module name.
     pub name: String,
@@ -173,6 +180,7 @@ pub struct ModuleStatus {
 
 /// The data partition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct DataStatus {
     /// Block device.
     pub device: String,
@@ -191,6 +199,7 @@ pub struct DataStatus {
 
 /// The saved clock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct ClockStatus {
     /// The file.
     pub file: String,
@@ -207,6 +216,7 @@ pub struct ClockStatus {
 
 /// The hardware watchdog.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct WatchdogStatus {
     /// Device node.
     pub device: String,
@@ -223,6 +233,7 @@ pub struct WatchdogStatus {
 
 /// Init's own figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct InitStatus {
     /// Init's pid (1 on a window).
     pub pid: i32,
@@ -243,6 +254,7 @@ pub struct InitStatus {
 
 /// The services file in use and the last error, if the last load failed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct ConfigStatus {
     /// Where the services in use came from.
     pub source: String,
@@ -253,6 +265,7 @@ pub struct ConfigStatus {
 
 /// One service's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct ServiceStatus {
     /// Its name.
     pub name: String,
@@ -272,6 +285,7 @@ pub struct ServiceStatus {
 
 /// How a process ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ExitStatus {
     /// It exited with this status.

@@ -20,6 +20,7 @@ pub const ENROLL_PORT: u16 = 5070;
 
 /// A request on the control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(tag = "cmd", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Request {
     /// This window's public key and overlay address.
@@ -40,6 +41,7 @@ pub enum Request {
 
 /// The reply on the control socket.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Reply {
     /// Whether the request was carried out.
     pub ok: bool,
@@ -65,6 +67,7 @@ pub struct Reply {
 
 /// One WireGuard peer as the overlay sees it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct PeerStatus {
     /// Member name (or `invitation <id>` for a pending invitation's temporary key).
     pub name: String,
@@ -86,6 +89,7 @@ pub struct PeerStatus {
 
 /// A request on the enrollment port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum PeerRequest {
     /// A newcomer, connected with an invitation's temporary key, asks to join.
@@ -108,6 +112,7 @@ pub enum PeerRequest {
 
 /// The reply on the enrollment port.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct PeerReply {
     /// Whether it was accepted.
     pub ok: bool,

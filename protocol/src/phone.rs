@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 /// A request to the phone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(tag = "cmd", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Request {
     /// Every other member and whether it answers OPTIONS.
@@ -49,6 +50,7 @@ pub enum Request {
 
 /// The reply to one request.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Reply {
     /// Whether the request was carried out.
     pub ok: bool,
@@ -65,6 +67,7 @@ pub struct Reply {
 
 /// What the window shows and does.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct PhoneStatus {
     /// This window's name.
     pub window: String,
@@ -81,6 +84,7 @@ pub struct PhoneStatus {
 
 /// The window's main state, as the console shows it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct WindowState {
     /// `open`, `connecting`, `waiting` (open, nobody online), `closed`, `curtain`,
     /// `setting-up`.
@@ -95,6 +99,7 @@ pub struct WindowState {
 
 /// A call in progress.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct LiveCall {
     /// The other window.
     pub peer: String,
@@ -106,6 +111,7 @@ pub struct LiveCall {
 
 /// What the phone knows of one member.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct MemberPresence {
     /// Member name.
     pub name: String,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Why a call ended. Serialized in kebab-case (`local-bye`, `rtp-timeout`, …).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum EndReason {
     /// We hung up (duration reached, user, or signal).
@@ -45,6 +46,7 @@ impl EndReason {
 
 /// Which way a stream flows, seen from the phone that writes the statistics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum StreamDirection {
     /// Media we encode and send.
@@ -55,6 +57,7 @@ pub enum StreamDirection {
 
 /// Counters of one RTP stream.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct StreamStats {
     /// `audio` or `video`.
     pub media: String,
@@ -105,6 +108,7 @@ pub struct StreamStats {
 
 /// The statistics of one call.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct CallStats {
     /// Milliseconds from sending (or receiving) the INVITE to the first decoded media buffer;
     /// absent if no media was ever decoded.
