@@ -39,7 +39,10 @@ fn the_wire_is_pinned() {
         ("phone.status", schema::<crate::phone::PhoneStatus>()),
         ("overlay.request", schema::<crate::overlay::Request>()),
         ("overlay.reply", schema::<crate::overlay::Reply>()),
-        ("overlay.peer-request", schema::<crate::overlay::PeerRequest>()),
+        (
+            "overlay.peer-request",
+            schema::<crate::overlay::PeerRequest>(),
+        ),
         ("overlay.peer-reply", schema::<crate::overlay::PeerReply>()),
         ("stats.call", schema::<crate::stats::CallStats>()),
     ];
