@@ -48,13 +48,16 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
+
+use crate::config::line_of;
+pub use crate::config::ConfigError;
 use toml::Spanned;
 
 /// `window.listen_port` when the file does not say.
@@ -618,32 +621,6 @@ impl WindowConfig {
     }
 }
 
-/// A window file that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{}: cannot read: {source}", file.display())]
-    Read {
-        /// The file.
-        file: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML, has a wrong key or value, or fails validation.
-    #[error("{}:{line}: key `{key}`: {message}", file.display())]
-    Invalid {
-        /// The file.
-        file: PathBuf,
-        /// 1-based line of the offending value (or table header for a missing key).
-        line: usize,
-        /// The key at fault (`window.name`, `member[1].endpoints[0]`, or `-` when the syntax
-        /// is broken before any key).
-        key: String,
-        /// What is wrong and what was expected.
-        message: String,
-    },
-}
-
 /// Reads and parses a window file; see [`parse`].
 pub fn load(path: &Path, own_key: Option<&PublicKey>) -> Result<WindowConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -1142,16 +1119,6 @@ fn tidy(message: &str) -> String {
         .replace("struct RawRoster", "a table")
         .replace("struct RawMember", "a table")
         .replace("expected i64", "expected an integer")
-}
-
-/// 1-based line number of byte offset `pos`.
-fn line_of(text: &str, pos: usize) -> usize {
-    let pos = pos.min(text.len());
-    text.as_bytes()[..pos]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
 }
 
 /// The key path a toml error at byte `pos` is about: the table the position is in

@@ -199,30 +199,8 @@ impl Config {
     }
 }
 
-/// A services file that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{}: cannot read: {source}", file.display())]
-    Read {
-        /// The file.
-        file: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML, has a wrong key or value, or fails validation.
-    #[error("{}:{line}: key `{key}`: {message}", file.display())]
-    Invalid {
-        /// The file.
-        file: PathBuf,
-        /// 1-based line of the offending key or value.
-        line: usize,
-        /// The key at fault (`service[2].after`, or `-` when the syntax is broken before any key).
-        key: String,
-        /// What is wrong and what was expected.
-        message: String,
-    },
-}
+use ewindow_protocol::config::line_of;
+pub use ewindow_protocol::config::ConfigError;
 
 /// Reads and parses a services file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -610,16 +588,6 @@ fn seconds(
         ));
     }
     Ok(Duration::from_secs_f64(x))
-}
-
-/// 1-based line number of byte offset `pos`.
-fn line_of(text: &str, pos: usize) -> usize {
-    let pos = pos.min(text.len());
-    text.as_bytes()[..pos]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
 }
 
 /// The key a toml error is about: the field a message names (missing/unknown field), else the

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod data;
 pub mod early;
+pub mod lifecycle;
 pub mod modules;
 pub mod mounts;
 pub mod order;

@@ -35,8 +35,9 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use tracing::{debug, error, info, warn};
 
-use crate::backoff::{should_restart, Backoff, Exit, Next};
+use crate::backoff::Exit;
 use crate::config::{self, ClockFile, Config, Ready, Service};
+use crate::lifecycle::{self, AfterStop, Effect, Everyone, Phase, Settled, State, Unit};
 use crate::watchdog::Watchdog;
 use crate::{clock, data, modules, order, process};
 use ewindow_protocol::init::{
@@ -90,86 +91,38 @@ pub enum RuntimeError {
     Signals(#[source] nix::Error),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum State {
-    /// Wants to run; waits for its dependencies.
-    Waiting,
-    /// Running, not ready yet (`notify`).
-    Starting,
-    /// Running and ready.
-    Running,
-    /// SIGTERM sent; SIGKILL at `deadline` unless `killed` already.
-    Stopping { deadline: Instant, killed: bool },
-    /// Exited; starts again at `until`.
-    Backoff { until: Instant },
-    /// Crash loop; tried again at `until`.
-    Failed { until: Instant },
-    /// Not running and not wanted.
-    Stopped,
-}
-
-impl State {
-    fn name(&self) -> &'static str {
-        match self {
-            State::Waiting => "waiting",
-            State::Starting => "starting",
-            State::Running => "running",
-            State::Stopping { .. } => "stopping",
-            State::Backoff { .. } => "backoff",
-            State::Failed { .. } => "failed",
-            State::Stopped => "stopped",
-        }
-    }
-}
-
-/// What to do with a service once a stop we asked for completes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AfterStop {
-    Stay,
-    Start,
-    Remove,
-}
-
+/// A service: its life (`lifecycle::Unit`) and the pipes the loop reads.
 struct Svc {
-    def: Service,
-    state: State,
-    pid: Option<Pid>,
+    unit: Unit,
     ready_fd: Option<OwnedFd>,
     ready_buf: Vec<u8>,
     out_fd: Option<OwnedFd>,
     out_buf: Vec<u8>,
-    started_at: Option<Instant>,
-    restarts: u32,
-    last_exit: Option<ExitStatus>,
-    backoff: Backoff,
-    after_stop: AfterStop,
 }
 
 impl Svc {
     fn new(def: Service) -> Svc {
         Svc {
-            def,
-            state: State::Waiting,
-            pid: None,
+            unit: Unit::new(def),
             ready_fd: None,
             ready_buf: Vec::new(),
             out_fd: None,
             out_buf: Vec::new(),
-            started_at: None,
-            restarts: 0,
-            last_exit: None,
-            backoff: Backoff::default(),
-            after_stop: AfterStop::Stay,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Phase {
-    Services,
-    Term { deadline: Instant },
-    Kill { deadline: Instant },
-    Done,
+impl std::ops::Deref for Svc {
+    type Target = Unit;
+    fn deref(&self) -> &Unit {
+        &self.unit
+    }
+}
+
+impl std::ops::DerefMut for Svc {
+    fn deref_mut(&mut self) -> &mut Unit {
+        &mut self.unit
+    }
 }
 
 struct Client {
@@ -424,51 +377,19 @@ impl Supervisor {
     // ----- timers, starts and stops -------------------------------------------------------
 
     fn tick(&mut self, now: Instant) {
+        let shutting_down = self.shutdown.is_some();
         for i in 0..self.svcs.len() {
-            match self.svcs[i].state {
-                State::Backoff { until } | State::Failed { until } if now >= until => {
-                    self.svcs[i].state = if self.shutdown.is_some() {
-                        State::Stopped
-                    } else {
-                        State::Waiting
-                    };
-                }
-                State::Stopping {
-                    deadline,
-                    killed: false,
-                } if now >= deadline => {
-                    let s = &mut self.svcs[i];
-                    if let Some(pid) = s.pid {
-                        warn!(service = %s.def.name, pid = pid.as_raw(), "did not stop within {:?}; SIGKILL", s.def.stop_timeout);
-                        let _ = process::signal_group(pid, Signal::SIGKILL);
-                        let _ = kill(pid, Signal::SIGKILL);
-                    }
-                    s.state = State::Stopping {
-                        deadline: now + Duration::from_secs(5),
-                        killed: true,
-                    };
-                }
-                State::Stopping {
-                    deadline,
-                    killed: true,
-                } if now >= deadline => {
-                    let s = &mut self.svcs[i];
-                    error!(service = %s.def.name, "still alive 5 s after SIGKILL");
-                    s.state = State::Stopping {
-                        deadline: now + Duration::from_secs(60),
-                        killed: true,
-                    };
-                }
-                _ => {}
+            if let Some(e) = self.svcs[i].tick(now, shutting_down) {
+                perform(e);
             }
         }
-        if self.shutdown.is_some() {
+        if shutting_down {
             self.advance_shutdown(now);
         } else {
             // One pass in start order: a service ready at once lets its dependants start now.
             for k in 0..self.order.len() {
                 let i = self.order[k];
-                if self.svcs[i].state == State::Waiting && self.dependencies_ready(i) {
+                if self.svcs[i].wants_start(false, self.dependencies_ready(i)) {
                     self.start(i, now);
                 }
             }
@@ -484,62 +405,40 @@ impl Supervisor {
     }
 
     fn start(&mut self, i: usize, now: Instant) {
-        let s = &mut self.svcs[i];
-        match process::spawn(&s.def) {
+        match process::spawn(&self.svcs[i].def) {
             Ok(spawned) => {
-                s.pid = Some(spawned.pid);
+                let s = &mut self.svcs[i];
                 s.ready_fd = spawned.ready;
                 s.out_fd = spawned.output;
                 s.out_buf.clear();
                 s.ready_buf.clear();
-                s.started_at = Some(now);
-                s.state = match s.def.ready {
-                    Ready::Started => State::Running,
-                    Ready::Notify => State::Starting,
-                };
+                s.unit.started(spawned.pid.as_raw(), now);
                 self.no_children = false;
-                info!(service = %s.def.name, pid = spawned.pid.as_raw(), "started");
             }
             Err(e) => {
-                error!(service = %s.def.name, exec = ?s.def.exec, "cannot start: {e}");
-                s.started_at = Some(now);
-                self.exited(
-                    i,
-                    ExitStatus::SpawnFailed(e.to_string()),
-                    Exit::Failure,
-                    now,
-                );
+                let policy = self.config.backoff;
+                let settled = self.svcs[i]
+                    .unit
+                    .start_failed(e.to_string(), now, &policy, false);
+                self.settle(i, settled);
             }
         }
     }
 
     fn begin_stop(&mut self, i: usize, then: AfterStop, now: Instant) {
-        let s = &mut self.svcs[i];
-        s.after_stop = then;
-        match (s.pid, s.state) {
-            (Some(_), State::Stopping { .. }) => {}
-            (Some(pid), _) => {
-                info!(service = %s.def.name, pid = pid.as_raw(), "stopping (SIGTERM)");
-                let _ = process::signal_group(pid, Signal::SIGTERM);
-                // The main process may have left its group; signal it directly too.
-                let _ = kill(pid, Signal::SIGTERM);
-                let _ = kill(pid, Signal::SIGCONT);
-                s.state = State::Stopping {
-                    deadline: now + s.def.stop_timeout,
-                    killed: false,
-                };
-            }
-            (None, _) => {
-                s.state = State::Stopped;
-                match then {
-                    AfterStop::Start => {
-                        s.backoff.reset();
-                        s.state = State::Waiting;
-                    }
-                    AfterStop::Remove => self.remove(i),
-                    AfterStop::Stay => {}
-                }
-            }
+        let (effect, settled) = self.svcs[i].unit.stop(then, now);
+        if let Some(e) = effect {
+            perform(e);
+        }
+        if let Some(s) = settled {
+            self.settle(i, s);
+        }
+    }
+
+    /// What a service's end asks of the table.
+    fn settle(&mut self, i: usize, settled: Settled) {
+        if settled == Settled::Remove {
+            self.remove(i);
         }
     }
 
@@ -549,55 +448,18 @@ impl Supervisor {
         self.recompute_order();
     }
 
-    /// A service's main process ended (or could not start).
+    /// A service's main process ended.
     fn exited(&mut self, i: usize, status: ExitStatus, exit: Exit, now: Instant) {
         let shutting_down = self.shutdown.is_some();
         let policy = self.config.backoff;
         let s = &mut self.svcs[i];
-        let uptime = s
-            .started_at
-            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
-        s.pid = None;
         s.ready_fd = None;
-        s.started_at = None;
-        s.last_exit = Some(status.clone());
-        if let State::Stopping { .. } = s.state {
-            info!(service = %s.def.name, ?status, "stopped");
-            s.state = State::Stopped;
-            match s.after_stop {
-                AfterStop::Stay => {}
-                AfterStop::Start => {
-                    s.backoff.reset();
-                    s.state = State::Waiting;
-                }
-                AfterStop::Remove => self.remove(i),
-            }
-            return;
-        }
-        if shutting_down || !should_restart(s.def.restart, exit) {
-            info!(service = %s.def.name, ?status, "exited; not restarting");
-            s.state = State::Stopped;
-            return;
-        }
-        s.restarts = s.restarts.saturating_add(1);
-        match s.backoff.on_exit(&policy, uptime) {
-            Next::RestartAfter(d) => {
-                warn!(service = %s.def.name, ?status, ?uptime, "exited; restarting in {d:?}");
-                s.state = State::Backoff { until: now + d };
-            }
-            Next::Failed(d) => {
-                error!(service = %s.def.name, ?status, quick_exits = s.backoff.quick_exits(), "crash loop: failed; retrying in {d:?}");
-                s.state = State::Failed { until: now + d };
-            }
-        }
+        let settled = s.unit.exited(status, exit, now, &policy, shutting_down);
+        self.settle(i, settled);
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let services = self.svcs.iter().filter_map(|s| match s.state {
-            State::Backoff { until } | State::Failed { until } => Some(until),
-            State::Stopping { deadline, .. } => Some(deadline),
-            _ => None,
-        });
+        let services = self.svcs.iter().filter_map(|s| s.deadline());
         let shutdown = match self.shutdown {
             Some((_, Phase::Term { deadline })) | Some((_, Phase::Kill { deadline })) => {
                 Some(deadline)
@@ -669,7 +531,7 @@ impl Supervisor {
                 (
                     s.def.name.clone(),
                     s.state.name().to_owned(),
-                    s.pid.map(|p| p.as_raw()),
+                    s.pid,
                     s.restarts,
                 )
             })
@@ -733,7 +595,7 @@ impl Supervisor {
             let e = Event::Service {
                 name: s.def.name.clone(),
                 state: s.state.name().to_owned(),
-                pid: s.pid.map(|p| p.as_raw()),
+                pid: s.pid,
                 restarts: s.restarts,
             };
             out.extend_from_slice(&lines::encode(&e));
@@ -811,7 +673,7 @@ impl Supervisor {
     }
 
     fn child_gone(&mut self, pid: Pid, status: ExitStatus, exit: Exit, now: Instant) {
-        match self.svcs.iter().position(|s| s.pid == Some(pid)) {
+        match self.svcs.iter().position(|s| s.pid == Some(pid.as_raw())) {
             Some(i) => self.exited(i, status, exit, now),
             None => {
                 self.orphans_reaped += 1;
@@ -937,9 +799,7 @@ impl Supervisor {
         );
         self.shutdown = Some((kind, Phase::Services));
         for s in &mut self.svcs {
-            if s.pid.is_none() {
-                s.state = State::Stopped;
-            }
+            s.unit.shutdown_begun();
         }
     }
 
@@ -947,66 +807,52 @@ impl Supervisor {
         let Some((kind, phase)) = self.shutdown else {
             return;
         };
-        let next = match phase {
-            Phase::Services => {
-                if self
-                    .svcs
-                    .iter()
-                    .any(|s| matches!(s.state, State::Stopping { .. }))
-                {
-                    return;
-                }
-                let stop = order::stop_order(&self.order);
-                if let Some(&i) = stop.iter().find(|&&i| self.svcs[i].pid.is_some()) {
-                    self.begin_stop(i, AfterStop::Stay, now);
-                    return;
-                }
+        if phase == Phase::Done {
+            return;
+        }
+        self.reap();
+        let view: Vec<(bool, bool)> = self
+            .svcs
+            .iter()
+            .map(|s| (matches!(s.state, State::Stopping { .. }), s.pid.is_some()))
+            .collect();
+        let stop = order::stop_order(&self.order);
+        let step = lifecycle::shutdown_step(
+            phase,
+            &view,
+            &stop,
+            self.no_children,
+            now,
+            self.opts.final_grace,
+        );
+        if let Some(i) = step.stop {
+            self.begin_stop(i, AfterStop::Stay, now);
+        }
+        match (phase, step.phase) {
+            (Phase::Services, Phase::Term { .. }) | (Phase::Services, Phase::Done) => {
                 info!("services stopped; terminating what is left");
-                self.reap();
-                if self.no_children {
-                    Phase::Done
-                } else {
-                    self.signal_everyone(Signal::SIGTERM);
-                    Phase::Term {
-                        deadline: now + self.opts.final_grace,
-                    }
-                }
             }
-            Phase::Term { deadline } => {
-                if self.no_children {
-                    Phase::Done
-                } else if now >= deadline {
-                    warn!("processes left after SIGTERM; SIGKILL");
-                    self.signal_everyone(Signal::SIGKILL);
-                    Phase::Kill {
-                        deadline: now + Duration::from_secs(3),
-                    }
-                } else {
-                    return;
-                }
+            (Phase::Term { .. }, Phase::Kill { .. }) => {
+                warn!("processes left after SIGTERM; SIGKILL");
             }
-            Phase::Kill { deadline } => {
-                if self.no_children {
-                    Phase::Done
-                } else if now >= deadline {
-                    error!("processes left after SIGKILL; giving up waiting");
-                    Phase::Done
-                } else {
-                    // Orphans re-parented since the last signal get theirs too.
-                    self.signal_everyone(Signal::SIGKILL);
-                    return;
-                }
+            (Phase::Kill { .. }, Phase::Done) if !self.no_children => {
+                error!("processes left after SIGKILL; giving up waiting");
             }
-            Phase::Done => return,
-        };
-        if let Phase::Done = next {
+            _ => {}
+        }
+        match step.signal {
+            Some(Everyone::Term) => self.signal_everyone(Signal::SIGTERM),
+            Some(Everyone::Kill) => self.signal_everyone(Signal::SIGKILL),
+            None => {}
+        }
+        if step.phase == Phase::Done && phase != Phase::Done {
             if self.no_children {
                 info!("shutdown complete: no process left");
             } else {
                 warn!("shutdown complete with processes still alive");
             }
         }
-        self.shutdown = Some((kind, next));
+        self.shutdown = Some((kind, step.phase));
     }
 
     fn signal_everyone(&mut self, sig: Signal) {
@@ -1194,15 +1040,7 @@ impl Supervisor {
             Request::Start { service } => match find(&self.svcs, &service) {
                 None => Reply::error(format!("no service named `{service}`")),
                 Some(i) => {
-                    let s = &mut self.svcs[i];
-                    match s.state {
-                        State::Stopped | State::Backoff { .. } | State::Failed { .. } => {
-                            s.backoff.reset();
-                            s.state = State::Waiting;
-                        }
-                        State::Stopping { .. } => s.after_stop = AfterStop::Start,
-                        _ => {}
-                    }
+                    self.svcs[i].unit.start_request();
                     Reply::ok()
                 }
             },
@@ -1262,7 +1100,7 @@ impl Supervisor {
                 ServiceStatus {
                     name: s.def.name.clone(),
                     state: s.state.name().to_owned(),
-                    pid: s.pid.map(|p| p.as_raw()),
+                    pid: s.pid,
                     restarts: s.restarts,
                     last_exit: s.last_exit.clone(),
                     uptime_s: s
@@ -1299,6 +1137,21 @@ impl Supervisor {
 }
 
 /// Writes what the socket takes of a client's pending output.
+/// Sends a service's signal (`lifecycle::Effect`) to its process group and its main process
+/// (which may have left the group).
+fn perform(effect: Effect) {
+    let (pid, sig) = match effect {
+        Effect::Term(pid) => (pid, Signal::SIGTERM),
+        Effect::Kill(pid) => (pid, Signal::SIGKILL),
+    };
+    let pid = Pid::from_raw(pid);
+    let _ = process::signal_group(pid, sig);
+    let _ = kill(pid, sig);
+    if sig == Signal::SIGTERM {
+        let _ = kill(pid, Signal::SIGCONT);
+    }
+}
+
 fn flush(c: &mut Client) {
     while !c.outbuf.is_empty() {
         match c.stream.write(&c.outbuf) {
