@@ -6,7 +6,7 @@ use ewindow_protocol::overlay::PeerStatus;
 use ewindow_protocol::phone::{LiveCall, PhoneStatus};
 use ewindow_protocol::{StreamDirection, StreamStats};
 
-use crate::view::{CallView, MemberView, Model, ServiceView, WindowState};
+use crate::view::{CallView, MemberView, Model, ServiceView};
 
 /// Log lines kept for the screen.
 pub const MAX_LOGS: usize = 200;
@@ -36,24 +36,7 @@ pub fn apply_phone(model: &mut Model, st: &PhoneStatus) {
     if !st.window.is_empty() {
         model.window_name = Some(st.window.clone());
     }
-    let peer = st.state.peer.clone().unwrap_or_default();
-    model.state = match st.state.kind.as_str() {
-        "open" => WindowState::Open { to: peer },
-        "connecting" => WindowState::Connecting { to: peer },
-        "waiting" => WindowState::Waiting,
-        "curtain" => WindowState::Curtain,
-        "closed" => {
-            let (hh, mm) = st
-                .state
-                .until
-                .as_deref()
-                .and_then(|u| u.split_once(':'))
-                .and_then(|(h, m)| Some((h.parse().ok()?, m.parse().ok()?)))
-                .unwrap_or((0, 0));
-            WindowState::ClosedUntil { hh, mm }
-        }
-        _ => WindowState::SettingUp,
-    };
+    model.state = st.state.clone();
     // Presence from the phone; handshake ages stay what the overlay said.
     let ages: Vec<(String, Option<u64>)> = model
         .members
@@ -174,7 +157,7 @@ pub fn call_view(c: &LiveCall) -> CallView {
 mod tests {
     use super::*;
     use ewindow_protocol::init::LogLine;
-    use ewindow_protocol::phone::{MemberPresence, WindowState as PState};
+    use ewindow_protocol::phone::{MemberPresence, WindowState, WireState as PState};
 
     fn stream(media: &str, codec: &str, packets: u64, lost: i64, kbps: f64) -> StreamStats {
         StreamStats {
@@ -206,7 +189,8 @@ mod tests {
                 kind: "open".into(),
                 peer: Some("b".into()),
                 until: None,
-            },
+            }
+            .into(),
             curtain: false,
             call: Some(LiveCall {
                 peer: "b".into(),
@@ -223,7 +207,7 @@ mod tests {
         };
         apply_phone(&mut m, &st);
         assert_eq!(m.window_name.as_deref(), Some("a"));
-        assert_eq!(m.state, WindowState::Open { to: "b".into() });
+        assert_eq!(m.state, WindowState::Open { with: "b".into() });
         assert_eq!(m.members.len(), 1);
         assert!(m.members[0].online);
         assert_eq!(
@@ -244,7 +228,8 @@ mod tests {
                 kind: "closed".into(),
                 peer: None,
                 until: Some("08:30".into()),
-            },
+            }
+            .into(),
             ..st.clone()
         };
         apply_phone(&mut m, &closed);
@@ -259,7 +244,8 @@ mod tests {
                 state: PState {
                     kind: kind.into(),
                     ..PState::default()
-                },
+                }
+                .into(),
                 ..st.clone()
             };
             apply_phone(&mut m, &s);

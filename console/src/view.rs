@@ -75,34 +75,8 @@ pub struct Model {
     pub message: Option<String>,
 }
 
-/// What the window is doing, which is the headline.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum WindowState {
-    /// Not provisioned yet: no network, no members.
-    #[default]
-    SettingUp,
-    /// A call is up with this member.
-    Open {
-        /// The member's name.
-        to: String,
-    },
-    /// Calling this member.
-    Connecting {
-        /// The member's name.
-        to: String,
-    },
-    /// Open, but no other member is online.
-    Waiting,
-    /// Closed by the schedule until this local time.
-    ClosedUntil {
-        /// Hour, 0–23.
-        hh: u8,
-        /// Minute, 0–59.
-        mm: u8,
-    },
-    /// Closed by someone with the `c` key.
-    Curtain,
-}
+/// What the window is doing, which is the headline: the phone's state as it publishes it.
+pub use ewindow_protocol::phone::WindowState;
 
 /// One other member, as the phone (presence) and the overlay (handshake) see it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -428,7 +402,7 @@ fn duration(s: f64) -> String {
 fn headline(state: &WindowState) -> String {
     match state {
         WindowState::SettingUp => "Setting up".into(),
-        WindowState::Open { to } => format!("Open to {}", clean(to)),
+        WindowState::Open { with } => format!("Open to {}", clean(with)),
         WindowState::Connecting { to } => format!("Connecting to {}", clean(to)),
         WindowState::Waiting => "Waiting for a window to come online".into(),
         WindowState::ClosedUntil { hh, mm } => format!("Closed until {hh:02}:{mm:02}"),
@@ -440,7 +414,7 @@ fn headline(state: &WindowState) -> String {
 fn subline(state: &WindowState) -> String {
     match state {
         WindowState::SettingUp => "This window is new and not connected yet.".into(),
-        WindowState::Open { to } => {
+        WindowState::Open { with: to } => {
             let to = clean(to);
             format!("You see and hear {to}, and they see and hear you.")
         }

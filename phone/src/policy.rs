@@ -75,7 +75,6 @@
 //! - [`Policy::next_deadline`] is `None` or later than the last input: the IO loop never spins.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use ewindow_protocol::window::OpenHours;
 
@@ -202,46 +201,9 @@ pub enum Action {
     HangUp(CallId),
 }
 
-/// What the screen says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Screen {
-    /// Just started: no presence result yet.
-    SettingUp,
-    /// A call is up.
-    Open {
-        /// The member on the other side.
-        with: String,
-    },
-    /// Calling or answering, not up yet.
-    Connecting {
-        /// The member on the other side.
-        to: String,
-    },
-    /// Open, no call: nobody to call, or waiting out a backoff.
-    Waiting,
-    /// Outside the open hours.
-    ClosedUntil {
-        /// Hour of the next opening, 0..=23.
-        hh: u8,
-        /// Minute of the next opening, 0..=59.
-        mm: u8,
-    },
-    /// The curtain is closed.
-    Curtain,
-}
-
-impl fmt::Display for Screen {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Screen::SettingUp => f.write_str("Setting up…"),
-            Screen::Open { with } => write!(f, "Open to {with}"),
-            Screen::Connecting { to } => write!(f, "Connecting to {to}…"),
-            Screen::Waiting => f.write_str("Waiting for a window"),
-            Screen::ClosedUntil { hh, mm } => write!(f, "Closed until {hh:02}:{mm:02}"),
-            Screen::Curtain => f.write_str("Curtain closed"),
-        }
-    }
-}
+/// What the screen says: the protocol's window state (`ewindow_protocol::phone`), which
+/// the phone publishes and the console shows as it is.
+pub use ewindow_protocol::phone::WindowState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -383,13 +345,13 @@ impl Policy {
     }
 
     /// What the screen says at local `minute_of_day`.
-    pub fn screen(&self, minute_of_day: u16) -> Screen {
+    pub fn screen(&self, minute_of_day: u16) -> WindowState {
         if self.curtain_closed {
-            return Screen::Curtain;
+            return WindowState::Curtain;
         }
         if !self.hours.is_open(minute_of_day) {
             let at = next_change(&self.hours, minute_of_day).unwrap_or(0);
-            return Screen::ClosedUntil {
+            return WindowState::ClosedUntil {
                 hh: (at / 60) as u8,
                 mm: (at % 60) as u8,
             };
@@ -399,10 +361,10 @@ impl Policy {
                 peer,
                 phase: Phase::Up { .. },
                 ..
-            }) => Screen::Open { with: peer.clone() },
-            Some(Call { peer, .. }) => Screen::Connecting { to: peer.clone() },
-            None if !self.presence_known => Screen::SettingUp,
-            None => Screen::Waiting,
+            }) => WindowState::Open { with: peer.clone() },
+            Some(Call { peer, .. }) => WindowState::Connecting { to: peer.clone() },
+            None if !self.presence_known => WindowState::SettingUp,
+            None => WindowState::Waiting,
         }
     }
 
@@ -691,7 +653,7 @@ mod tests {
         let CallId(id) = p.call().expect("a call").0;
         assert_eq!(p.call().unwrap().1, peer);
         assert_eq!(at(p, Input::Established(CallId(id)), now_ms), []);
-        assert_eq!(p.screen(TEN), Screen::Open { with: peer.into() });
+        assert_eq!(p.screen(TEN), WindowState::Open { with: peer.into() });
         id
     }
 
@@ -711,14 +673,14 @@ mod tests {
     #[test]
     fn nothing_happens_before_presence_is_known() {
         let mut p = policy("alpha", &["alpha", "beta"], Some("beta"));
-        assert_eq!(p.screen(TEN), Screen::SettingUp);
+        assert_eq!(p.screen(TEN), WindowState::SettingUp);
         assert_eq!(at(&mut p, Input::Tick, 0), []);
         assert_eq!(p.next_deadline(), None);
         assert_eq!(at(&mut p, presence(&["beta"], false), 10), []);
-        assert_eq!(p.screen(TEN), Screen::Waiting);
+        assert_eq!(p.screen(TEN), WindowState::Waiting);
         assert_eq!(p.next_deadline(), None);
         assert_eq!(at(&mut p, presence(&["beta"], true), 20), [dial(1, "beta")]);
-        assert_eq!(p.screen(TEN), Screen::Connecting { to: "beta".into() });
+        assert_eq!(p.screen(TEN), WindowState::Connecting { to: "beta".into() });
         up_with(&mut p, "beta", 30);
     }
 
@@ -771,7 +733,10 @@ mod tests {
     fn incoming_calls_are_answered_when_idle_even_during_backoff() {
         let mut p = policy("alpha", &["alpha", "beta", "gamma"], None);
         assert_eq!(at(&mut p, invite(1, "gamma"), 0), [answer(1, 1)]);
-        assert_eq!(p.screen(TEN), Screen::Connecting { to: "gamma".into() });
+        assert_eq!(
+            p.screen(TEN),
+            WindowState::Connecting { to: "gamma".into() }
+        );
         up_with(&mut p, "gamma", 5);
         assert_eq!(at(&mut p, ended(1, EndReason::RtpTimeout), 10), []);
         assert_eq!(p.next_deadline(), Some(2_010));
@@ -867,7 +832,7 @@ mod tests {
                 now += STABLE_AFTER_MS - 1;
             }
             assert_eq!(at(&mut p, ended(id, reason), now), []);
-            assert_eq!(p.screen(TEN), Screen::Waiting);
+            assert_eq!(p.screen(TEN), WindowState::Waiting);
             assert_eq!(p.next_deadline(), Some(now + delay), "{reason:?}");
             assert_eq!(at(&mut p, Input::Tick, now + delay - 1), []);
             now += delay;
@@ -984,7 +949,7 @@ mod tests {
         assert_eq!(at(&mut p, ended(3, EndReason::NoAnswer), 6), []);
         assert_eq!(at(&mut p, presence(&["gamma"], false), 7), []);
         assert_eq!(at(&mut p, Input::Next, 8), []);
-        assert_eq!(p.screen(TEN), Screen::Waiting);
+        assert_eq!(p.screen(TEN), WindowState::Waiting);
     }
 
     #[test]
@@ -1000,8 +965,8 @@ mod tests {
             [Action::HangUp(CallId(1))]
         );
         assert!(p.curtain_closed());
-        assert_eq!(p.screen(TEN), Screen::Curtain);
-        assert_eq!(p.screen(23 * 60), Screen::Curtain, "the curtain wins");
+        assert_eq!(p.screen(TEN), WindowState::Curtain);
+        assert_eq!(p.screen(23 * 60), WindowState::Curtain, "the curtain wins");
         assert_eq!(p.next_deadline(), None);
         assert_eq!(at(&mut p, invite(1, "gamma"), 3), [refuse(1, DECLINE)]);
         for input in [
@@ -1033,8 +998,8 @@ mod tests {
     fn outside_open_hours_the_window_is_closed() {
         let mut p = Policy::new("alpha", settings(&["alpha", "beta"], Some("beta"), day()));
         assert_eq!(p.handle(presence(&["beta"], true), 0, 7 * 60), []);
-        assert_eq!(p.screen(7 * 60), Screen::ClosedUntil { hh: 8, mm: 0 });
-        assert_eq!(p.screen(21 * 60), Screen::ClosedUntil { hh: 8, mm: 0 });
+        assert_eq!(p.screen(7 * 60), WindowState::ClosedUntil { hh: 8, mm: 0 });
+        assert_eq!(p.screen(21 * 60), WindowState::ClosedUntil { hh: 8, mm: 0 });
         assert_eq!(p.screen(21 * 60).to_string(), "Closed until 08:00");
         assert_eq!(p.next_hours_change(7 * 60), Some(8 * 60));
         assert_eq!(p.next_hours_change(21 * 60), Some(8 * 60));
@@ -1063,8 +1028,8 @@ mod tests {
             end_min: 6 * 60 + 30,
         };
         let mut p = Policy::new("alpha", settings(&["alpha", "beta"], None, night));
-        assert_eq!(p.screen(TEN), Screen::ClosedUntil { hh: 22, mm: 0 });
-        assert_eq!(p.screen(23 * 60), Screen::SettingUp);
+        assert_eq!(p.screen(TEN), WindowState::ClosedUntil { hh: 22, mm: 0 });
+        assert_eq!(p.screen(23 * 60), WindowState::SettingUp);
         assert_eq!(p.next_hours_change(23 * 60), Some(6 * 60 + 30));
         assert_eq!(p.next_hours_change(1439), Some(6 * 60 + 30));
         assert_eq!(p.next_hours_change(TEN), Some(22 * 60));
@@ -1075,7 +1040,7 @@ mod tests {
         );
         let p = policy("alpha", &["alpha"], None);
         assert_eq!(p.next_hours_change(TEN), None);
-        assert_eq!(p.screen(TEN), Screen::SettingUp);
+        assert_eq!(p.screen(TEN), WindowState::SettingUp);
     }
 
     #[test]
@@ -1185,12 +1150,18 @@ mod tests {
     #[test]
     fn screen_texts() {
         let texts = [
-            (Screen::SettingUp, "Setting up…"),
-            (Screen::Open { with: "b".into() }, "Open to b"),
-            (Screen::Connecting { to: "b".into() }, "Connecting to b…"),
-            (Screen::Waiting, "Waiting for a window"),
-            (Screen::ClosedUntil { hh: 7, mm: 5 }, "Closed until 07:05"),
-            (Screen::Curtain, "Curtain closed"),
+            (WindowState::SettingUp, "Setting up…"),
+            (WindowState::Open { with: "b".into() }, "Open to b"),
+            (
+                WindowState::Connecting { to: "b".into() },
+                "Connecting to b…",
+            ),
+            (WindowState::Waiting, "Waiting for a window"),
+            (
+                WindowState::ClosedUntil { hh: 7, mm: 5 },
+                "Closed until 07:05",
+            ),
+            (WindowState::Curtain, "Curtain closed"),
         ];
         for (screen, text) in texts {
             assert_eq!(screen.to_string(), text);
@@ -1391,20 +1362,22 @@ mod tests {
                     assert!(
                         matches!(
                             p.screen(minute),
-                            Screen::Curtain | Screen::ClosedUntil { .. }
+                            WindowState::Curtain | WindowState::ClosedUntil { .. }
                         ),
                         "{ctx}"
                     );
                     *seen.entry("closed").or_default() += 1;
                 } else {
                     match p.screen(minute) {
-                        Screen::Open { with } => {
+                        WindowState::Open { with } => {
                             assert_eq!(p.call(), Some((live.unwrap(), with.as_str(), true)))
                         }
-                        Screen::Connecting { to } => {
+                        WindowState::Connecting { to } => {
                             assert_eq!(p.call(), Some((live.unwrap(), to.as_str(), false)))
                         }
-                        Screen::Waiting | Screen::SettingUp => assert_eq!(live, None, "{ctx}"),
+                        WindowState::Waiting | WindowState::SettingUp => {
+                            assert_eq!(live, None, "{ctx}")
+                        }
                         other => panic!("{other:?} while open: {ctx}"),
                     }
                 }

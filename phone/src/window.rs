@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use ewindow_protocol::phone::{LiveCall, PhoneStatus, WindowState};
+use ewindow_protocol::phone::{LiveCall, PhoneStatus};
 use ewindow_protocol::EndReason as StatsEnd;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -22,7 +22,7 @@ use crate::call::{self, CallHooks, Shutdown};
 use crate::config::CallConfig;
 use crate::control::{self, Command, Handle};
 use crate::members::Members;
-use crate::policy::{Action, CallId, EndReason, Input, Policy, Screen, Settings};
+use crate::policy::{Action, CallId, EndReason, Input, Policy, Settings};
 use crate::sip::{IncomingInvite, SipAgent};
 
 enum CallEvent {
@@ -51,22 +51,6 @@ fn policy_end(reason: StatsEnd, status: Option<u16>) -> EndReason {
         StatsEnd::NoCommonCodec => EndReason::Refused(488),
         StatsEnd::Timeout => EndReason::NoAnswer,
         _ => EndReason::Error,
-    }
-}
-
-fn window_state(screen: &Screen) -> WindowState {
-    let (kind, peer, until) = match screen {
-        Screen::SettingUp => ("setting-up", None, None),
-        Screen::Open { with } => ("open", Some(with.clone()), None),
-        Screen::Connecting { to } => ("connecting", Some(to.clone()), None),
-        Screen::Waiting => ("waiting", None, None),
-        Screen::ClosedUntil { hh, mm } => ("closed", None, Some(format!("{hh:02}:{mm:02}"))),
-        Screen::Curtain => ("curtain", None, None),
-    };
-    WindowState {
-        kind: kind.into(),
-        peer,
-        until,
     }
 }
 
@@ -205,7 +189,7 @@ pub async fn run(
         if busy {
             let status = PhoneStatus {
                 window: cfg.name.clone(),
-                state: window_state(&policy.screen(ewindow_io::localtime::minute_of_day())),
+                state: policy.screen(ewindow_io::localtime::minute_of_day()),
                 curtain: policy.curtain_closed(),
                 call: policy
                     .call()

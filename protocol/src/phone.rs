@@ -82,10 +82,57 @@ pub struct PhoneStatus {
     pub members: Vec<MemberPresence>,
 }
 
-/// The window's main state, as the console shows it.
+/// The window's main state: what its screen says. The window policy computes it, the phone
+/// publishes it, the console shows it. On the wire: `{"kind":"open","peer":"b"}`,
+/// `{"kind":"closed","until":"08:00"}` (see [`WireState`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "WireState", into = "WireState")]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(with = "WireState"))]
+pub enum WindowState {
+    /// Just started or not provisioned: no presence result yet.
+    #[default]
+    SettingUp,
+    /// A call is up.
+    Open {
+        /// The member on the other side.
+        with: String,
+    },
+    /// Calling or answering, not up yet.
+    Connecting {
+        /// The member on the other side.
+        to: String,
+    },
+    /// Open, no call: nobody to call, or waiting out a backoff.
+    Waiting,
+    /// Outside the open hours.
+    ClosedUntil {
+        /// Hour of the next opening, 0..=23.
+        hh: u8,
+        /// Minute of the next opening, 0..=59.
+        mm: u8,
+    },
+    /// The curtain is closed.
+    Curtain,
+}
+
+impl std::fmt::Display for WindowState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WindowState::SettingUp => f.write_str("Setting up…"),
+            WindowState::Open { with } => write!(f, "Open to {with}"),
+            WindowState::Connecting { to } => write!(f, "Connecting to {to}…"),
+            WindowState::Waiting => f.write_str("Waiting for a window"),
+            WindowState::ClosedUntil { hh, mm } => write!(f, "Closed until {hh:02}:{mm:02}"),
+            WindowState::Curtain => f.write_str("Curtain closed"),
+        }
+    }
+}
+
+/// [`WindowState`] as it goes over the socket.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
-pub struct WindowState {
+pub struct WireState {
     /// `open`, `connecting`, `waiting` (open, nobody online), `closed`, `curtain`,
     /// `setting-up`.
     pub kind: String,
@@ -95,6 +142,51 @@ pub struct WindowState {
     /// When it opens again (`HH:MM`), for `closed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
+}
+
+impl From<WindowState> for WireState {
+    fn from(s: WindowState) -> WireState {
+        let (kind, peer, until) = match s {
+            WindowState::SettingUp => ("setting-up", None, None),
+            WindowState::Open { with } => ("open", Some(with), None),
+            WindowState::Connecting { to } => ("connecting", Some(to), None),
+            WindowState::Waiting => ("waiting", None, None),
+            WindowState::ClosedUntil { hh, mm } => {
+                ("closed", None, Some(format!("{hh:02}:{mm:02}")))
+            }
+            WindowState::Curtain => ("curtain", None, None),
+        };
+        WireState {
+            kind: kind.into(),
+            peer,
+            until,
+        }
+    }
+}
+
+/// A kind this version does not know reads as `setting-up`; a `closed` without a readable
+/// time as closed until 00:00.
+impl From<WireState> for WindowState {
+    fn from(w: WireState) -> WindowState {
+        let peer = w.peer.unwrap_or_default();
+        match w.kind.as_str() {
+            "open" => WindowState::Open { with: peer },
+            "connecting" => WindowState::Connecting { to: peer },
+            "waiting" => WindowState::Waiting,
+            "curtain" => WindowState::Curtain,
+            "closed" => {
+                let (hh, mm) = w
+                    .until
+                    .as_deref()
+                    .and_then(|u| u.split_once(':'))
+                    .and_then(|(h, m)| Some((h.parse().ok()?, m.parse().ok()?)))
+                    .filter(|&(h, m): &(u8, u8)| h < 24 && m < 60)
+                    .unwrap_or((0, 0));
+                WindowState::ClosedUntil { hh, mm }
+            }
+            _ => WindowState::SettingUp,
+        }
+    }
 }
 
 /// A call in progress.
@@ -133,6 +225,40 @@ pub struct MemberPresence {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_window_state_keeps_its_wire_form() {
+        for (state, text) in [
+            (WindowState::SettingUp, r#"{"kind":"setting-up"}"#),
+            (
+                WindowState::Open { with: "b".into() },
+                r#"{"kind":"open","peer":"b"}"#,
+            ),
+            (
+                WindowState::Connecting { to: "b".into() },
+                r#"{"kind":"connecting","peer":"b"}"#,
+            ),
+            (WindowState::Waiting, r#"{"kind":"waiting"}"#),
+            (
+                WindowState::ClosedUntil { hh: 8, mm: 5 },
+                r#"{"kind":"closed","until":"08:05"}"#,
+            ),
+            (WindowState::Curtain, r#"{"kind":"curtain"}"#),
+        ] {
+            assert_eq!(serde_json::to_string(&state).unwrap(), text);
+            assert_eq!(serde_json::from_str::<WindowState>(text).unwrap(), state);
+        }
+        let odd = |t: &str| serde_json::from_str::<WindowState>(t).unwrap();
+        assert_eq!(odd(r#"{"kind":"nonsense"}"#), WindowState::SettingUp);
+        assert_eq!(
+            odd(r#"{"kind":"closed","until":"99:99"}"#),
+            WindowState::ClosedUntil { hh: 0, mm: 0 }
+        );
+        assert_eq!(
+            WindowState::ClosedUntil { hh: 7, mm: 5 }.to_string(),
+            "Closed until 07:05"
+        );
+    }
 
     #[test]
     fn wire_forms() {

@@ -274,13 +274,14 @@ fn render(status: &Status) -> String {
 
 /// The window's state in one line: "window lab-a: open to lab-b (12 s, opus)".
 fn window_line(st: &ewindow_protocol::phone::PhoneStatus) -> String {
-    let what = match st.state.kind.as_str() {
-        "open" => format!("open to {}", st.state.peer.as_deref().unwrap_or("?")),
-        "connecting" => format!("connecting to {}", st.state.peer.as_deref().unwrap_or("?")),
-        "closed" => format!("closed until {}", st.state.until.as_deref().unwrap_or("?")),
-        "curtain" => "curtain closed".into(),
-        "waiting" => "waiting for a window to come online".into(),
-        other => other.to_owned(),
+    use ewindow_protocol::phone::WindowState;
+    let what = match &st.state {
+        WindowState::Open { with } => format!("open to {with}"),
+        WindowState::Connecting { to } => format!("connecting to {to}"),
+        WindowState::ClosedUntil { hh, mm } => format!("closed until {hh:02}:{mm:02}"),
+        WindowState::Curtain => "curtain closed".into(),
+        WindowState::Waiting => "waiting for a window to come online".into(),
+        WindowState::SettingUp => "setting-up".into(),
     };
     let call = st
         .call

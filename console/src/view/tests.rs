@@ -54,7 +54,7 @@ fn open() -> Model {
     Model {
         window_name: Some("lab-paris".into()),
         state: WindowState::Open {
-            to: "fablab-nantes".into(),
+            with: "fablab-nantes".into(),
         },
         members: vec![
             member("fablab-nantes", true, Some(23.4), Some(4)),
@@ -485,7 +485,7 @@ fn all_models() -> Vec<Model> {
     models.push(Model {
         window_name: Some("a-very-long-window-name-that-goes-on-and-on".repeat(3)),
         state: WindowState::Open {
-            to: "x".repeat(300),
+            with: "x".repeat(300),
         },
         members: (0..40)
             .map(|i| {
