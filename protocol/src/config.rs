@@ -2,7 +2,7 @@
 //! file, the line and the key, and what was expected. The one error type of every file a
 //! window reads, so each message reads the same: `window.toml:7: key `window.name`: …`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,24 @@ pub enum ConfigError {
         /// What is wrong and what was expected.
         message: String,
     },
+}
+
+impl ConfigError {
+    /// The error about byte `pos` of the file `file` whose text is `text`.
+    pub fn at(
+        file: &Path,
+        text: &str,
+        pos: usize,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            file: file.to_owned(),
+            line: line_of(text, pos),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// The 1-based line of byte offset `pos` in `text`.
@@ -56,5 +74,13 @@ mod tests {
             message: "bad".into(),
         };
         assert_eq!(e.to_string(), "x.toml:3: key `a.b`: bad");
+        let e = ConfigError::at(
+            Path::new("y.toml"),
+            "a = 1\nb = x\n",
+            10,
+            "b",
+            "not a value",
+        );
+        assert_eq!(e.to_string(), "y.toml:2: key `b`: not a value");
     }
 }

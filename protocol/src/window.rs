@@ -679,11 +679,8 @@ pub fn parse(
     text: &str,
     own_key: Option<&PublicKey>,
 ) -> Result<WindowConfig, ConfigError> {
-    let invalid = |span: Range<usize>, key: String, message: String| ConfigError::Invalid {
-        file: file.to_owned(),
-        line: line_of(text, span.start),
-        key,
-        message,
+    let invalid = |span: Range<usize>, key: String, message: String| {
+        ConfigError::at(file, text, span.start, key, message)
     };
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);

@@ -290,11 +290,8 @@ struct RawService {
 
 /// Parses and validates the text of a services file; `file` is only used in messages.
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
-    let invalid = |span: Range<usize>, key: String, message: String| ConfigError::Invalid {
-        file: file.to_owned(),
-        line: line_of(text, span.start),
-        key,
-        message,
+    let invalid = |span: Range<usize>, key: String, message: String| {
+        ConfigError::at(file, text, span.start, key, message)
     };
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
