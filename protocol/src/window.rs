@@ -679,248 +679,65 @@ pub fn parse(
     text: &str,
     own_key: Option<&PublicKey>,
 ) -> Result<WindowConfig, ConfigError> {
-    let invalid = |span: Range<usize>, key: String, message: String| {
-        ConfigError::at(file, text, span.start, key, message)
-    };
+    let cx = Cx { file, text };
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        invalid(
+        cx.invalid(
             span.clone(),
             key_at(text, span.start, e.message()),
             tidy(e.message()),
         )
     })?;
-
-    // [window]: each value on its own.
     let Some(window) = raw.window else {
-        return Err(invalid(
+        return Err(cx.invalid(
             0..0,
             "window".into(),
             "missing: the file needs a [window] table with this window's name, e.g. name = \"fablab-lyon\"".into(),
         ));
     };
-    let window_span = window.span();
-    let w = window.into_inner();
-    let Some(name) = w.name else {
-        return Err(invalid(
-            window_span,
-            "window.name".into(),
-            "missing: name this window, e.g. name = \"fablab-lyon\"".into(),
-        ));
-    };
-    let (name_span, name) = (name.span(), name.into_inner());
-    validate_name(&name).map_err(|m| invalid(name_span.clone(), "window.name".into(), m))?;
-    let listen_port = match w.listen_port {
-        None => DEFAULT_LISTEN_PORT,
-        Some(p) => match u16::try_from(*p.get_ref()) {
-            Ok(port) if port != 0 => port,
-            _ => {
-                return Err(invalid(
-                    p.span(),
-                    "window.listen_port".into(),
-                    format!("{} is not a UDP port from 1 to 65535", p.get_ref()),
-                ))
-            }
-        },
-    };
-    let open_hours = match w.open_hours {
-        None => OpenHours::Always,
-        Some(h) => h
-            .get_ref()
-            .parse()
-            .map_err(|m| invalid(h.span(), "window.open_hours".into(), m))?,
-    };
-    let partner = match w.partner {
-        None => None,
-        Some(p) => {
-            validate_name(p.get_ref())
-                .map_err(|m| invalid(p.span(), "window.partner".into(), m))?;
-            Some(p)
-        }
-    };
-    let presence_interval_s = match w.presence_interval_s {
-        None => DEFAULT_PRESENCE_INTERVAL_S,
-        Some(s) => match u32::try_from(*s.get_ref()) {
-            Ok(v) if (1..=MAX_PRESENCE_INTERVAL_S).contains(&v) => v,
-            _ => {
-                return Err(invalid(
-                    s.span(),
-                    "window.presence_interval_s".into(),
-                    format!(
-                        "{} is out of range: expected seconds from 1 to {MAX_PRESENCE_INTERVAL_S}",
-                        s.get_ref()
-                    ),
-                ))
-            }
-        },
-    };
-
-    // [roster]
-    let (version, signed_by, signature) = match raw.roster {
-        None => (None, None, None),
-        Some(r) => (r.version, r.signed_by, r.signature),
-    };
-    let version = match version {
-        None => 0,
-        Some(v) => u64::try_from(*v.get_ref()).map_err(|_| {
-            invalid(
-                v.span(),
-                "roster.version".into(),
-                format!("{} is negative: versions count up from 0", v.get_ref()),
-            )
-        })?,
-    };
-    if let Some(s) = &signed_by {
-        validate_name(s.get_ref()).map_err(|m| invalid(s.span(), "roster.signed_by".into(), m))?;
-    }
-    let signature = match signature {
-        None => None,
-        Some(s) => {
-            let sig = decode_signature(s.get_ref())
-                .map_err(|m| invalid(s.span(), "roster.signature".into(), m))?;
-            Some((s.span(), sig))
-        }
-    };
-    match (&signed_by, &signature) {
-        (Some(s), None) => {
-            return Err(invalid(
-                s.span(),
-                "roster.signed_by".into(),
-                "signed_by without signature: add the signature or remove signed_by".into(),
-            ))
-        }
-        (None, Some((span, _))) => {
-            return Err(invalid(
-                span.clone(),
-                "roster.signature".into(),
-                "signature without signed_by: name the member who signed".into(),
-            ))
-        }
-        _ => {}
-    }
-    let signature = signature.map(|(_, sig)| sig);
-
-    // [[member]]: each on its own, then against the ones before.
-    let mut members = Vec::with_capacity(raw.member.len());
-    let mut name_spans = Vec::with_capacity(raw.member.len());
-    let mut key_spans = Vec::with_capacity(raw.member.len());
-    let mut by_name: HashMap<String, usize> = HashMap::new();
-    let mut by_key: HashMap<PublicKey, usize> = HashMap::new();
-    let mut by_v4: HashMap<Ipv4Addr, usize> = HashMap::new();
-    for (i, m) in raw.member.into_iter().enumerate() {
-        let table = m.span();
-        let m = m.into_inner();
-        let key = |k: &str| format!("member[{i}].{k}");
-        let Some(mname) = m.name else {
-            return Err(invalid(
-                table,
-                key("name"),
-                "missing: every [[member]] has a name".into(),
-            ));
-        };
-        let (mname_span, mname) = (mname.span(), mname.into_inner());
-        validate_name(&mname).map_err(|e| invalid(mname_span.clone(), key("name"), e))?;
-        if let Some(&first) = by_name.get(&mname) {
-            return Err(invalid(
-                mname_span,
-                key("name"),
-                format!(
-                    "duplicate member name `{mname}` (first defined on line {})",
-                    line_of(
-                        text,
-                        name_spans.get(first).map_or(0, |s: &Range<usize>| s.start)
-                    )
-                ),
-            ));
-        }
-        let Some(pk) = m.public_key else {
-            return Err(invalid(
-                table,
-                key("public_key"),
-                format!("missing: member `{mname}` needs its WireGuard public key (`wg pubkey`)"),
-            ));
-        };
-        let pk_span = pk.span();
-        let public_key = PublicKey::from_base64(pk.get_ref())
-            .map_err(|e| invalid(pk_span.clone(), key("public_key"), e.to_string()))?;
-        if let Some(&first) = by_key.get(&public_key) {
-            return Err(invalid(
-                pk_span,
-                key("public_key"),
-                format!(
-                    "member `{mname}` has the same public key as `{}` (line {}); every window has its own key",
-                    members.get(first).map_or("?", |m: &Member| m.name.as_str()),
-                    line_of(text, key_spans.get(first).map_or(0, |s: &Range<usize>| s.start))
-                ),
-            ));
-        }
-        let v4 = overlay_v4(&public_key);
-        if let Some(&first) = by_v4.get(&v4) {
-            return Err(invalid(
-                pk_span,
-                key("public_key"),
-                format!(
-                    "members {} and {mname} have the same overlay address {v4}; generate a new key for {mname}",
-                    members.get(first).map_or("?", |m: &Member| m.name.as_str())
-                ),
-            ));
-        }
-        let mut endpoints = Vec::with_capacity(m.endpoints.len());
-        for (j, e) in m.endpoints.into_iter().enumerate() {
-            let endpoint = e
-                .get_ref()
-                .parse()
-                .map_err(|msg| invalid(e.span(), key(&format!("endpoints[{j}]")), msg))?;
-            endpoints.push(endpoint);
-        }
-        by_name.insert(mname.clone(), i);
-        by_key.insert(public_key, i);
-        by_v4.insert(v4, i);
-        name_spans.push(mname_span);
-        key_spans.push(pk_span);
-        members.push(Member {
-            name: mname,
-            public_key,
-            endpoints,
-            relay: m.relay,
-        });
-    }
-
+    let w = cx.window(window)?;
+    let RosterHeader {
+        version,
+        signed_by,
+        signature,
+    } = cx.roster_header(raw.roster)?;
+    let m = cx.members(raw.member)?;
     // Cross references.
-    let Some(&own) = by_name.get(&name) else {
-        return Err(invalid(
-            name_span,
+    let Some(&own) = m.by_name.get(&w.name) else {
+        return Err(cx.invalid(
+            w.name_span,
             "window.name".into(),
             format!(
-                "own entry missing: add a [[member]] named {name} with this window's public key"
+                "own entry missing: add a [[member]] named {} with this window's public key",
+                w.name
             ),
         ));
     };
-    if let (Some(own_key), Some(m)) = (own_key, members.get(own)) {
-        if m.public_key != *own_key {
-            return Err(invalid(
-                key_spans.get(own).cloned().unwrap_or(0..0),
+    if let (Some(own_key), Some(member)) = (own_key, m.members.get(own)) {
+        if member.public_key != *own_key {
+            return Err(cx.invalid(
+                m.key_spans.get(own).cloned().unwrap_or(0..0),
                 format!("member[{own}].public_key"),
                 format!(
-                    "member {name} has key {} but this window's identity key is {own_key}",
-                    m.public_key
+                    "member {} has key {} but this window's identity key is {own_key}",
+                    w.name, member.public_key
                 ),
             ));
         }
     }
-    let partner = match partner {
+    let partner = match w.partner {
         None => None,
         Some(p) => {
             let (span, p) = (p.span(), p.into_inner());
-            if p == name {
-                return Err(invalid(
+            if p == w.name {
+                return Err(cx.invalid(
                     span,
                     "window.partner".into(),
                     format!("`{p}` is this window itself; the partner is another member"),
                 ));
             }
-            if !by_name.contains_key(&p) {
-                return Err(invalid(
+            if !m.by_name.contains_key(&p) {
+                return Err(cx.invalid(
                     span,
                     "window.partner".into(),
                     format!("`{p}` is not a member: add a [[member]] named {p} or fix the name"),
@@ -933,8 +750,8 @@ pub fn parse(
         None => None,
         Some(s) => {
             let (span, s) = (s.span(), s.into_inner());
-            if !by_name.contains_key(&s) {
-                return Err(invalid(
+            if !m.by_name.contains_key(&s) {
+                return Err(cx.invalid(
                     span,
                     "roster.signed_by".into(),
                     format!("`{s}` is not a member; the roster is signed by one of its members"),
@@ -943,21 +760,275 @@ pub fn parse(
             Some(s)
         }
     };
-
     Ok(WindowConfig {
-        name,
-        listen_port,
-        open_hours,
+        name: w.name,
+        listen_port: w.listen_port,
+        open_hours: w.open_hours,
         partner,
-        presence_interval_s,
+        presence_interval_s: w.presence_interval_s,
         roster: Roster {
             version,
             signed_by,
             signature,
-            members,
+            members: m.members,
         },
         media: raw.media,
     })
+}
+
+/// The file being parsed, for the errors' file and line.
+struct Cx<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+/// `[window]`, each value checked on its own.
+struct WindowPart {
+    name: String,
+    name_span: Range<usize>,
+    listen_port: u16,
+    open_hours: OpenHours,
+    partner: Option<Spanned<String>>,
+    presence_interval_s: u32,
+}
+
+/// `[roster]`.
+struct RosterHeader {
+    version: u64,
+    signed_by: Option<Spanned<String>>,
+    signature: Option<[u8; 64]>,
+}
+
+/// `[[member]]`, each checked on its own and against the ones before.
+struct MembersPart {
+    members: Vec<Member>,
+    by_name: HashMap<String, usize>,
+    key_spans: Vec<Range<usize>>,
+}
+
+impl Cx<'_> {
+    fn invalid(&self, span: Range<usize>, key: String, message: String) -> ConfigError {
+        ConfigError::at(self.file, self.text, span.start, key, message)
+    }
+
+    fn window(&self, window: Spanned<RawWindow>) -> Result<WindowPart, ConfigError> {
+        let invalid = |span, key, message| self.invalid(span, key, message);
+        let window_span = window.span();
+        let w = window.into_inner();
+        let Some(name) = w.name else {
+            return Err(invalid(
+                window_span,
+                "window.name".into(),
+                "missing: name this window, e.g. name = \"fablab-lyon\"".into(),
+            ));
+        };
+        let (name_span, name) = (name.span(), name.into_inner());
+        validate_name(&name).map_err(|m| invalid(name_span.clone(), "window.name".into(), m))?;
+        let listen_port = match w.listen_port {
+            None => DEFAULT_LISTEN_PORT,
+            Some(p) => match u16::try_from(*p.get_ref()) {
+                Ok(port) if port != 0 => port,
+                _ => {
+                    return Err(invalid(
+                        p.span(),
+                        "window.listen_port".into(),
+                        format!("{} is not a UDP port from 1 to 65535", p.get_ref()),
+                    ))
+                }
+            },
+        };
+        let open_hours = match w.open_hours {
+            None => OpenHours::Always,
+            Some(h) => h
+                .get_ref()
+                .parse()
+                .map_err(|m| invalid(h.span(), "window.open_hours".into(), m))?,
+        };
+        let partner = match w.partner {
+            None => None,
+            Some(p) => {
+                validate_name(p.get_ref())
+                    .map_err(|m| invalid(p.span(), "window.partner".into(), m))?;
+                Some(p)
+            }
+        };
+        let presence_interval_s = match w.presence_interval_s {
+            None => DEFAULT_PRESENCE_INTERVAL_S,
+            Some(s) => match u32::try_from(*s.get_ref()) {
+                Ok(v) if (1..=MAX_PRESENCE_INTERVAL_S).contains(&v) => v,
+                _ => {
+                    return Err(invalid(
+                        s.span(),
+                        "window.presence_interval_s".into(),
+                        format!(
+                        "{} is out of range: expected seconds from 1 to {MAX_PRESENCE_INTERVAL_S}",
+                        s.get_ref()
+                    ),
+                    ))
+                }
+            },
+        };
+        Ok(WindowPart {
+            name,
+            name_span,
+            listen_port,
+            open_hours,
+            partner,
+            presence_interval_s,
+        })
+    }
+
+    /// `[roster]`: version, signer and signature (the signer is checked against the members
+    /// by the caller).
+    fn roster_header(&self, roster: Option<RawRoster>) -> Result<RosterHeader, ConfigError> {
+        let invalid = |span, key, message| self.invalid(span, key, message);
+        let (version, signed_by, signature) = match roster {
+            None => (None, None, None),
+            Some(r) => (r.version, r.signed_by, r.signature),
+        };
+        let version = match version {
+            None => 0,
+            Some(v) => u64::try_from(*v.get_ref()).map_err(|_| {
+                invalid(
+                    v.span(),
+                    "roster.version".into(),
+                    format!("{} is negative: versions count up from 0", v.get_ref()),
+                )
+            })?,
+        };
+        if let Some(s) = &signed_by {
+            validate_name(s.get_ref())
+                .map_err(|m| invalid(s.span(), "roster.signed_by".into(), m))?;
+        }
+        let signature = match signature {
+            None => None,
+            Some(s) => {
+                let sig = decode_signature(s.get_ref())
+                    .map_err(|m| invalid(s.span(), "roster.signature".into(), m))?;
+                Some((s.span(), sig))
+            }
+        };
+        match (&signed_by, &signature) {
+            (Some(s), None) => {
+                return Err(invalid(
+                    s.span(),
+                    "roster.signed_by".into(),
+                    "signed_by without signature: add the signature or remove signed_by".into(),
+                ))
+            }
+            (None, Some((span, _))) => {
+                return Err(invalid(
+                    span.clone(),
+                    "roster.signature".into(),
+                    "signature without signed_by: name the member who signed".into(),
+                ))
+            }
+            _ => {}
+        }
+        let signature = signature.map(|(_, sig)| sig);
+        Ok(RosterHeader {
+            version,
+            signed_by,
+            signature,
+        })
+    }
+
+    fn members(&self, raw: Vec<Spanned<RawMember>>) -> Result<MembersPart, ConfigError> {
+        let (text, invalid) = (self.text, |span, key, message| {
+            self.invalid(span, key, message)
+        });
+        let mut members = Vec::with_capacity(raw.len());
+        let mut name_spans = Vec::with_capacity(raw.len());
+        let mut key_spans = Vec::with_capacity(raw.len());
+        let mut by_name: HashMap<String, usize> = HashMap::new();
+        let mut by_key: HashMap<PublicKey, usize> = HashMap::new();
+        let mut by_v4: HashMap<Ipv4Addr, usize> = HashMap::new();
+        for (i, m) in raw.into_iter().enumerate() {
+            let table = m.span();
+            let m = m.into_inner();
+            let key = |k: &str| format!("member[{i}].{k}");
+            let Some(mname) = m.name else {
+                return Err(invalid(
+                    table,
+                    key("name"),
+                    "missing: every [[member]] has a name".into(),
+                ));
+            };
+            let (mname_span, mname) = (mname.span(), mname.into_inner());
+            validate_name(&mname).map_err(|e| invalid(mname_span.clone(), key("name"), e))?;
+            if let Some(&first) = by_name.get(&mname) {
+                return Err(invalid(
+                    mname_span,
+                    key("name"),
+                    format!(
+                        "duplicate member name `{mname}` (first defined on line {})",
+                        line_of(
+                            text,
+                            name_spans.get(first).map_or(0, |s: &Range<usize>| s.start)
+                        )
+                    ),
+                ));
+            }
+            let Some(pk) = m.public_key else {
+                return Err(invalid(
+                    table,
+                    key("public_key"),
+                    format!(
+                        "missing: member `{mname}` needs its WireGuard public key (`wg pubkey`)"
+                    ),
+                ));
+            };
+            let pk_span = pk.span();
+            let public_key = PublicKey::from_base64(pk.get_ref())
+                .map_err(|e| invalid(pk_span.clone(), key("public_key"), e.to_string()))?;
+            if let Some(&first) = by_key.get(&public_key) {
+                return Err(invalid(
+                    pk_span,
+                    key("public_key"),
+                    format!(
+                        "member `{mname}` has the same public key as `{}` (line {}); every window has its own key",
+                        members.get(first).map_or("?", |m: &Member| m.name.as_str()),
+                        line_of(text, key_spans.get(first).map_or(0, |s: &Range<usize>| s.start))
+                    ),
+                ));
+            }
+            let v4 = overlay_v4(&public_key);
+            if let Some(&first) = by_v4.get(&v4) {
+                return Err(invalid(
+                    pk_span,
+                    key("public_key"),
+                    format!(
+                        "members {} and {mname} have the same overlay address {v4}; generate a new key for {mname}",
+                        members.get(first).map_or("?", |m: &Member| m.name.as_str())
+                    ),
+                ));
+            }
+            let mut endpoints = Vec::with_capacity(m.endpoints.len());
+            for (j, e) in m.endpoints.into_iter().enumerate() {
+                let endpoint = e
+                    .get_ref()
+                    .parse()
+                    .map_err(|msg| invalid(e.span(), key(&format!("endpoints[{j}]")), msg))?;
+                endpoints.push(endpoint);
+            }
+            by_name.insert(mname.clone(), i);
+            by_key.insert(public_key, i);
+            by_v4.insert(v4, i);
+            name_spans.push(mname_span);
+            key_spans.push(pk_span);
+            members.push(Member {
+                name: mname,
+                public_key,
+                endpoints,
+                relay: m.relay,
+            });
+        }
+        Ok(MembersPart {
+            members,
+            by_name,
+            key_spans,
+        })
+    }
 }
 
 fn decode_signature(text: &str) -> Result<[u8; 64], String> {
