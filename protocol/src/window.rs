@@ -1043,48 +1043,44 @@ fn decode_signature(text: &str) -> Result<[u8; 64], String> {
 
 /// Writes a config as a window file; [`parse`] reads it back to the same config.
 pub fn to_toml(config: &WindowConfig) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    // Writing to a String cannot fail: the results are ignored.
-    let _ = writeln!(out, "[window]");
-    let _ = writeln!(out, "name = {}", quote(&config.name));
-    let _ = writeln!(out, "listen_port = {}", config.listen_port);
-    let _ = writeln!(
-        out,
-        "open_hours = {}",
-        quote(&config.open_hours.to_string())
-    );
-    if let Some(p) = &config.partner {
-        let _ = writeln!(out, "partner = {}", quote(p));
+    #[derive(Serialize)]
+    struct File<'a> {
+        window: WindowOut<'a>,
+        #[serde(skip_serializing_if = "is_default_media")]
+        media: &'a Media,
     }
-    let _ = writeln!(out, "presence_interval_s = {}", config.presence_interval_s);
-    let m = &config.media;
-    if m != &Media::default() {
-        let _ = writeln!(out, "\n[media]");
-        for (k, v) in [
-            ("camera", &m.camera),
-            ("microphone", &m.microphone),
-            ("speaker", &m.speaker),
-            ("video_size", &m.video_size),
-            ("video_codecs", &m.video_codecs),
-        ] {
-            if let Some(v) = v {
-                let _ = writeln!(out, "{k} = {}", quote(v));
-            }
-        }
-        for (k, v) in [
-            ("video_fps", m.video_fps),
-            ("video_kbps", m.video_kbps),
-            ("video_threads", m.video_threads),
-        ] {
-            if let Some(v) = v {
-                let _ = writeln!(out, "{k} = {v}");
-            }
-        }
+    #[derive(Serialize)]
+    struct WindowOut<'a> {
+        name: &'a str,
+        listen_port: u16,
+        open_hours: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        partner: Option<&'a str>,
+        presence_interval_s: u32,
     }
+    fn is_default_media(m: &&Media) -> bool {
+        **m == Media::default()
+    }
+    let file = File {
+        window: WindowOut {
+            name: &config.name,
+            listen_port: config.listen_port,
+            open_hours: config.open_hours.to_string(),
+            partner: config.partner.as_deref(),
+            presence_interval_s: config.presence_interval_s,
+        },
+        media: &config.media,
+    };
+    let mut out = toml_text(&file);
     out.push('\n');
     out.push_str(&roster_to_toml(&config.roster));
     out
+}
+
+/// A value as TOML text (our types always serialize: no maps with non-string keys, no
+/// values TOML cannot hold).
+fn toml_text<T: Serialize>(value: &T) -> String {
+    toml::to_string(value).unwrap_or_default()
 }
 
 /// Reads a roster sent by another member (the text [`roster_to_toml`] writes), with every
@@ -1117,7 +1113,7 @@ pub fn parse_roster(file: &Path, text: &str) -> Result<Roster, ConfigError> {
             key: "member".into(),
             message: "a roster has at least one [[member]] with a name".into(),
         })?;
-    let head = format!("[window]\nname = {}\n", quote(first));
+    let head = format!("[window]\nname = {}\n", toml::Value::String(first.into()));
     let shift = 2;
     parse(file, &format!("{head}{text}"), None)
         .map(|c| c.roster)
@@ -1139,43 +1135,43 @@ pub fn parse_roster(file: &Path, text: &str) -> Result<Roster, ConfigError> {
 
 /// The `[roster]` and `[[member]]` part of a window file: what members send each other.
 pub fn roster_to_toml(r: &Roster) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let _ = writeln!(out, "[roster]");
-    let _ = writeln!(out, "version = {}", r.version);
-    if let Some(s) = &r.signed_by {
-        let _ = writeln!(out, "signed_by = {}", quote(s));
+    #[derive(Serialize)]
+    struct RosterFile<'a> {
+        roster: Header<'a>,
+        member: Vec<MemberOut>,
     }
-    if let Some(s) = &r.signature {
-        let _ = writeln!(out, "signature = {}", quote(&BASE64.encode(s)));
+    #[derive(Serialize)]
+    struct Header<'a> {
+        version: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        signed_by: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
     }
-    for m in &r.members {
-        let _ = writeln!(out, "\n[[member]]");
-        let _ = writeln!(out, "name = {}", quote(&m.name));
-        let _ = writeln!(out, "public_key = {}", quote(&m.public_key.to_base64()));
-        let endpoints: Vec<String> = m.endpoints.iter().map(|e| quote(&e.to_string())).collect();
-        let _ = writeln!(out, "endpoints = [{}]", endpoints.join(", "));
-        let _ = writeln!(out, "relay = {}", m.relay);
+    #[derive(Serialize)]
+    struct MemberOut {
+        name: String,
+        public_key: String,
+        endpoints: Vec<String>,
+        relay: bool,
     }
-    out
-}
-
-/// A TOML basic string.
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    toml_text(&RosterFile {
+        roster: Header {
+            version: r.version,
+            signed_by: r.signed_by.as_deref(),
+            signature: r.signature.map(|s| BASE64.encode(s)),
+        },
+        member: r
+            .members
+            .iter()
+            .map(|m| MemberOut {
+                name: m.name.clone(),
+                public_key: m.public_key.to_base64(),
+                endpoints: m.endpoints.iter().map(ToString::to_string).collect(),
+                relay: m.relay,
+            })
+            .collect(),
+    })
 }
 
 /// A toml/serde message without the names of our private types.
@@ -2163,11 +2159,12 @@ public_key = "{k3}"
 
     #[test]
     fn to_toml_quotes_what_a_hand_made_config_holds() {
-        assert_eq!(quote("a\"b\\c\n\u{7f}é"), "\"a\\\"b\\\\c\\n\\u007Fé\"");
         let mut c = ok(&minimal(""));
-        c.name = "quote\" # [x]".into();
-        let back: toml::Table = toml::from_str(&to_toml(&c)).unwrap();
-        assert_eq!(back["window"]["name"].as_str(), Some("quote\" # [x]"));
+        for name in ["quote\" # [x]", "a\"b\\c\n\u{7f}é", "it's \t'tab'"] {
+            c.name = name.into();
+            let back: toml::Table = toml::from_str(&to_toml(&c)).unwrap();
+            assert_eq!(back["window"]["name"].as_str(), Some(name));
+        }
     }
 
     #[test]
