@@ -257,8 +257,10 @@ fn cut(s: &str, width: usize) -> String {
     out
 }
 
-/// Greedy word wrap to `width` columns; a word longer than a line is split.
-fn wrap_words(text: &str, width: usize) -> Vec<String> {
+/// Greedy word wrap to `width` terminal columns (display width, so a wide character takes
+/// two); a word longer than a line is split. Words are separated by any whitespace, and no
+/// line is empty. The wizard wraps with it too, line by line of its text.
+pub(crate) fn wrap_words(text: &str, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
     if width == 0 {
         return lines;
