@@ -20,7 +20,7 @@ use ewindow_protocol::init::{Event as InitEvent, Reply as InitReply, Request as 
 use ewindow_protocol::keys::PrivateKey;
 use ewindow_protocol::overlay::{PeerStatus, Reply as OReply, Request as ORequest};
 use ewindow_protocol::phone::{PhoneStatus, Reply as PReply, Request as PRequest};
-use ewindow_protocol::window::{self, Media, PublicKey};
+use ewindow_protocol::window::{self, PublicKey};
 use ratatui::crossterm::event::{Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -314,31 +314,14 @@ fn probe(
     Some(child)
 }
 
-/// The window file with the wizard's devices in `[media]`, validated with the own key.
-fn with_media(text: &str, media: &wizard::MediaSettings, own: &PublicKey) -> Result<String> {
-    let file = Path::new("window.toml");
-    let mut c = window::parse(file, text, Some(own)).map_err(|e| anyhow!("{e}"))?;
-    // the devices are the wizard's; the video settings (the board's profile unless set)
-    // stay as the file has them
-    c.media = Media {
-        camera: Some(media.camera.clone().unwrap_or_else(|| "none".into())),
-        microphone: Some(media.microphone.clone()),
-        speaker: Some(media.speaker.clone()),
-        ..c.media
-    };
-    let out = window::to_toml(&c);
-    window::parse(file, &out, Some(own)).map_err(|e| anyhow!("{e}"))?;
-    Ok(out)
-}
-
 /// Carries out the wizard's answers: the SSH key, then the window file — from the roster
 /// file, or by redeeming the invitation (`ewindow-overlay redeem` writes a temporary file
 /// that gets the open hours and devices before it becomes `window.toml`). The window file is
 /// written last and atomically: its appearance is what starts the overlay and the phone.
 async fn provision(cli: &Cli, answers: &wizard::Answers, own: &PublicKey) -> Result<String> {
     let files = wizard::answers_to_files(answers, Some(own)).map_err(|e| anyhow!(e))?;
-    let text = match (&files.window_toml, &answers.join) {
-        (Some(text), _) => text.clone(),
+    let mut config = match (&files.window, &answers.join) {
+        (Some(config), _) => config.clone(),
         (None, wizard::Join::Invitation { code }) => {
             let tmp = cli.window.with_extension("redeemed");
             let _ = std::fs::remove_file(&tmp);
@@ -368,10 +351,9 @@ async fn provision(cli: &Cli, answers: &wizard::Answers, own: &PublicKey) -> Res
         }
         (None, wizard::Join::Roster { .. }) => unreachable_roster()?,
     };
-    let text = with_media(&text, &files.media, own)?;
-    let name = window::parse(Path::new("window.toml"), &text, Some(own))
-        .map(|c| c.name)
-        .map_err(|e| anyhow!("{e}"))?;
+    files.media.apply(&mut config);
+    let text = wizard::window_text(&config, Some(own)).map_err(|e| anyhow!(e))?;
+    let name = config.name;
     if let Some(keys) = &files.authorized_keys {
         ewindow_io::write_atomically(&cli.authorized_keys, keys.as_bytes(), 0o600)?;
     }
@@ -381,7 +363,7 @@ async fn provision(cli: &Cli, answers: &wizard::Answers, own: &PublicKey) -> Res
     ))
 }
 
-fn unreachable_roster() -> Result<String> {
+fn unreachable_roster() -> Result<window::WindowConfig> {
     Err(anyhow!("the roster file gave no window file"))
 }
 

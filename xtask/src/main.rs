@@ -166,6 +166,7 @@ pub fn cargo_env(args: &[&str], env: &[(&str, &str)]) -> Result<()> {
 fn test(extra: &[String], with_image: bool) -> Result<()> {
     debian::ensure(&[debian::ALL, debian::IMAGE].concat())?;
     cargo(&["fmt", "--all", "--", "--check"])?;
+    tidy::run()?;
     cargo(&[
         "clippy",
         "--workspace",

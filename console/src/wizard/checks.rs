@@ -8,7 +8,7 @@ use base64::Engine as _;
 use ewindow_protocol::invite::Invitation;
 use ewindow_protocol::window::{self, OpenHours, PublicKey, Roster};
 
-use super::files::roster_window_toml;
+use super::files::{roster_window, window_text};
 
 /// The SSH public key types [`check_ssh_key`] accepts.
 pub const SSH_KEY_TYPES: &[&str] = &[
@@ -139,7 +139,10 @@ pub fn check_roster(
     name: &str,
     own_key: Option<&PublicKey>,
 ) -> Result<Roster, String> {
-    roster_window_toml(name, OpenHours::Always, path, text, own_key)?;
+    window_text(
+        &roster_window(name, OpenHours::Always, path, text, own_key)?,
+        own_key,
+    )?;
     window::parse_roster(path, text).map_err(|e| e.to_string())
 }
 

@@ -11,17 +11,17 @@ use super::{Answers, Join};
 
 /// Where the window file is written; its absence is what starts the wizard. Also the file
 /// name in validation messages about a window file built here.
-pub const WINDOW_TOML: &str = "/data/ewindow/window.toml";
+pub const WINDOW_TOML: &str = ewindow_io::paths::WINDOW_FILE;
 
-/// The window file for a roster join: `[window]` with the name and open hours, then the
-/// roster as it came (signature included); validated by parsing it back.
-pub(super) fn roster_window_toml(
+/// The window for a roster join: `[window]` with the name and open hours, then the roster
+/// as it came (signature included); [`window_text`] validates it as the file it becomes.
+pub(super) fn roster_window(
     name: &str,
     open_hours: OpenHours,
     path: &Path,
     text: &str,
     own_key: Option<&PublicKey>,
-) -> Result<String, String> {
+) -> Result<WindowConfig, String> {
     let roster = window::parse_roster(path, text).map_err(|e| e.to_string())?;
     let own_entry = own_key.and_then(|k| roster.by_key(k));
     match (roster.member(name), own_entry) {
@@ -54,7 +54,7 @@ pub(super) fn roster_window_toml(
         }
         _ => {}
     }
-    let config = WindowConfig {
+    Ok(WindowConfig {
         name: name.to_owned(),
         listen_port: window::DEFAULT_LISTEN_PORT,
         open_hours,
@@ -62,10 +62,15 @@ pub(super) fn roster_window_toml(
         presence_interval_s: window::DEFAULT_PRESENCE_INTERVAL_S,
         roster,
         media: Default::default(),
-    };
-    let toml = window::to_toml(&config);
-    window::parse(Path::new(WINDOW_TOML), &toml, own_key).map_err(|e| e.to_string())?;
-    Ok(toml)
+    })
+}
+
+/// The text of the window file for `config`, validated as the file it becomes: it parses
+/// back (with `own_key` when given). The one serialization of provisioning.
+pub fn window_text(config: &WindowConfig, own_key: Option<&PublicKey>) -> Result<String, String> {
+    let text = window::to_toml(config);
+    window::parse(Path::new(WINDOW_TOML), &text, own_key).map_err(|e| e.to_string())?;
+    Ok(text)
 }
 
 /// The devices the phone uses: its `--video-source`, `--audio-source` and `--audio-sink`.
@@ -80,6 +85,17 @@ pub struct MediaSettings {
 }
 
 impl MediaSettings {
+    /// `config` with these devices in `[media]`; the video settings (the board's profile
+    /// unless set) stay as they are.
+    pub fn apply(&self, config: &mut WindowConfig) {
+        config.media = window::Media {
+            camera: Some(self.camera.clone().unwrap_or_else(|| "none".into())),
+            microphone: Some(self.microphone.clone()),
+            speaker: Some(self.speaker.clone()),
+            ..std::mem::take(&mut config.media)
+        };
+    }
+
     /// The `ewindow-phone` arguments that select these devices.
     pub fn phone_args(&self) -> Vec<String> {
         vec![
@@ -96,10 +112,10 @@ impl MediaSettings {
 /// What the IO layer writes after [`Action::Finish`](super::Action::Finish).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Files {
-    /// The text of [`WINDOW_TOML`] for a roster join (validated: it parses with the own key).
-    /// `None` for an invitation join: `ewindow-overlay redeem` writes the file; then
-    /// [`patch_redeemed`] puts [`Files::open_hours`] into it.
-    pub window_toml: Option<String>,
+    /// The window for a roster join (its text: [`window_text`]). `None` for an invitation
+    /// join: `ewindow-overlay redeem` writes the file; then [`patch_redeemed`] puts
+    /// [`Files::open_hours`] into it.
+    pub window: Option<WindowConfig>,
     /// The name the user gave (for an invitation join the inviter's name for this window
     /// wins: it is in the signed roster).
     pub name: String,
@@ -115,9 +131,9 @@ pub struct Files {
 /// join's window file must give this window's name (the IO layer reads it; `None` skips the
 /// check).
 pub fn answers_to_files(answers: &Answers, own_key: Option<&PublicKey>) -> Result<Files, String> {
-    let window_toml = match &answers.join {
+    let window = match &answers.join {
         Join::Invitation { .. } => None,
-        Join::Roster { path, text } => Some(roster_window_toml(
+        Join::Roster { path, text } => Some(roster_window(
             &answers.name,
             answers.open_hours,
             path,
@@ -126,7 +142,7 @@ pub fn answers_to_files(answers: &Answers, own_key: Option<&PublicKey>) -> Resul
         )?),
     };
     Ok(Files {
-        window_toml,
+        window,
         name: answers.name.clone(),
         open_hours: answers.open_hours,
         authorized_keys: answers.ssh_key.as_ref().map(|k| format!("{k}\n")),
@@ -138,17 +154,15 @@ pub fn answers_to_files(answers: &Answers, own_key: Option<&PublicKey>) -> Resul
     })
 }
 
-/// The window file `ewindow-overlay redeem` wrote, with the open hours set; validated by
-/// parsing it back (with `own_key` when given).
+/// The window file `ewindow-overlay redeem` wrote (checked with `own_key` when given), with
+/// the open hours set.
 pub fn patch_redeemed(
     window_toml: &str,
     open_hours: OpenHours,
     own_key: Option<&PublicKey>,
-) -> Result<String, String> {
+) -> Result<WindowConfig, String> {
     let file = Path::new(WINDOW_TOML);
     let mut config = window::parse(file, window_toml, own_key).map_err(|e| e.to_string())?;
     config.open_hours = open_hours;
-    let text = window::to_toml(&config);
-    window::parse(file, &text, own_key).map_err(|e| e.to_string())?;
-    Ok(text)
+    Ok(config)
 }

@@ -53,9 +53,9 @@ pub use checks::{
     check_code, check_name, check_open_hours, check_roster, check_ssh_key, SSH_KEY_TYPES,
 };
 pub use draw::render;
-pub use files::{answers_to_files, patch_redeemed, Files, MediaSettings, WINDOW_TOML};
+pub use files::{answers_to_files, patch_redeemed, window_text, Files, MediaSettings, WINDOW_TOML};
 
-use files::roster_window_toml;
+use files::roster_window;
 
 /// How many steps the title counts ("step k of 11").
 pub const STEPS: usize = 11;
@@ -662,13 +662,15 @@ impl Wizard {
             );
         };
         let name = self.name.text.trim();
-        roster_window_toml(
+        let own = self.own_key();
+        let config = roster_window(
             name,
             OpenHours::Always,
             &file.path,
             &file.text,
-            self.own_key().as_ref(),
+            own.as_ref(),
         )?;
+        window_text(&config, own.as_ref())?;
         Ok(file)
     }
 

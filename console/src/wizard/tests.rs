@@ -277,7 +277,7 @@ fn joins_with_an_invitation_end_to_end() {
 
     // The files: the overlay writes window.toml on redeem; the rest is here.
     let files = answers_to_files(&want, Some(&own())).unwrap();
-    assert_eq!(files.window_toml, None);
+    assert_eq!(files.window, None);
     assert_eq!(files.open_hours.to_string(), "08:00-20:00");
     assert_eq!(files.authorized_keys, Some(format!("{}\n", ssh_key())));
     assert_eq!(
@@ -350,8 +350,12 @@ fn joins_with_a_roster_file_end_to_end() {
     );
 
     let files = answers_to_files(&answers, Some(&own())).unwrap();
-    let toml = files.window_toml.unwrap();
-    let config = window::parse(Path::new("w"), &toml, Some(&own())).unwrap();
+    let config = files.window.unwrap();
+    let toml = window_text(&config, Some(&own())).unwrap();
+    assert_eq!(
+        window::parse(Path::new("w"), &toml, Some(&own())).unwrap(),
+        config
+    );
     assert_eq!(config.name, "fablab-nantes");
     assert_eq!(
         config.roster,
@@ -593,8 +597,7 @@ fn patching_the_redeemed_window_file() {
     };
     let redeemed = window::to_toml(&config);
     let hours: OpenHours = "22:00-06:00".parse().unwrap();
-    let patched = patch_redeemed(&redeemed, hours, Some(&own())).unwrap();
-    let back = window::parse(Path::new("w"), &patched, Some(&own())).unwrap();
+    let back = patch_redeemed(&redeemed, hours, Some(&own())).unwrap();
     assert_eq!(back.open_hours, hours);
     assert_eq!(back.roster, config.roster);
     assert!(patch_redeemed(&redeemed, hours, Some(&inviter())).is_err());
@@ -1009,4 +1012,33 @@ fn no_panic_at_any_small_size() {
             screen(w, width, height);
         }
     }
+}
+
+#[test]
+fn the_devices_go_into_media_and_the_video_settings_stay() {
+    let mut config = WindowConfig {
+        name: "fablab-nantes".into(),
+        listen_port: 51820,
+        open_hours: OpenHours::Always,
+        partner: None,
+        presence_interval_s: 10,
+        roster: roster(),
+        media: window::Media {
+            camera: Some("/dev/video9".into()),
+            video_size: Some("480x270".into()),
+            ..Default::default()
+        },
+    };
+    let devices = MediaSettings {
+        camera: None,
+        microphone: "hw:1".into(),
+        speaker: "default".into(),
+    };
+    devices.apply(&mut config);
+    assert_eq!(config.media.camera.as_deref(), Some("none"));
+    assert_eq!(config.media.microphone.as_deref(), Some("hw:1"));
+    assert_eq!(config.media.speaker.as_deref(), Some("default"));
+    assert_eq!(config.media.video_size.as_deref(), Some("480x270"));
+    let text = window_text(&config, Some(&own())).unwrap();
+    assert!(text.contains("[media]"), "{text}");
 }
