@@ -59,7 +59,8 @@ struct Cli {
     /// The overlay program the wizard runs to redeem an invitation.
     #[arg(long, default_value = "/usr/bin/ewindow-overlay")]
     overlay_bin: PathBuf,
-    /// Extra arguments for `ewindow-overlay redeem` (repeatable), e.g. `--interface=ewin0`.
+    /// Extra arguments for `ewindow-overlay redeem` and `found` (repeatable), e.g.
+    /// `--interface=ewin0`.
     #[arg(long = "redeem-arg", allow_hyphen_values = true)]
     redeem_args: Vec<String>,
     /// Let `s` open a shell on this terminal (the serial console of a window whose services
@@ -322,12 +323,16 @@ async fn provision(cli: &Cli, answers: &wizard::Answers, own: &PublicKey) -> Res
     let files = wizard::answers_to_files(answers, Some(own)).map_err(|e| anyhow!(e))?;
     let mut config = match (&files.window, &answers.join) {
         (Some(config), _) => config.clone(),
-        (None, wizard::Join::Invitation { code }) => {
+        (None, join @ (wizard::Join::Invitation { .. } | wizard::Join::Found)) => {
+            // the overlay writes the window file (redeemed, or founded) to a temporary path
             let tmp = cli.window.with_extension("redeemed");
             let _ = std::fs::remove_file(&tmp);
-            let out = tokio::process::Command::new(&cli.overlay_bin)
-                .arg("redeem")
-                .arg(code)
+            let mut overlay = tokio::process::Command::new(&cli.overlay_bin);
+            match join {
+                wizard::Join::Invitation { code } => overlay.arg("redeem").arg(code),
+                _ => overlay.arg("found").arg(&files.name),
+            };
+            let out = overlay
                 .arg("--window")
                 .arg(&tmp)
                 .arg("--identity")
@@ -338,16 +343,15 @@ async fn provision(cli: &Cli, answers: &wizard::Answers, own: &PublicKey) -> Res
                 .with_context(|| format!("running {}", cli.overlay_bin.display()))?;
             if !out.status.success() {
                 let err = String::from_utf8_lossy(&out.stderr);
-                let last = err.lines().last().unwrap_or("redeem failed").to_owned();
+                let last = err.lines().last().unwrap_or("joining failed").to_owned();
                 return Err(anyhow!(last
                     .trim_start_matches("ewindow-overlay: ")
                     .to_owned()));
             }
-            let redeemed = std::fs::read_to_string(&tmp)
+            let written = std::fs::read_to_string(&tmp)
                 .with_context(|| format!("reading {}", tmp.display()))?;
             let _ = std::fs::remove_file(&tmp);
-            wizard::patch_redeemed(&redeemed, files.open_hours, Some(own))
-                .map_err(|e| anyhow!(e))?
+            wizard::patch_redeemed(&written, files.open_hours, Some(own)).map_err(|e| anyhow!(e))?
         }
         (None, wizard::Join::Roster { .. }) => unreachable_roster()?,
     };

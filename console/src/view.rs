@@ -413,14 +413,19 @@ fn headline(state: &WindowState) -> String {
 }
 
 /// The headline in plain words, for whoever stands in front of the window.
-fn subline(state: &WindowState) -> String {
-    match state {
+fn subline(model: &Model) -> String {
+    match &model.state {
         WindowState::SettingUp => "This window is new and not connected yet.".into(),
         WindowState::Open { with: to } => {
             let to = clean(to);
             format!("You see and hear {to}, and they see and hear you.")
         }
         WindowState::Connecting { to } => format!("The window is calling {}.", clean(to)),
+        WindowState::Waiting if model.members.is_empty() && model.waiting_for.is_empty() => {
+            "This window is the only member of its network. Invite another window with \
+             ewindowctl invite NAME (over SSH or the serial console)."
+                .into()
+        }
         WindowState::Waiting => {
             "No other window is on right now. This one connects by itself.".into()
         }
@@ -693,7 +698,7 @@ fn draw_headline(
         let max_rows = usize::from(rest.height) * 2 / 5;
         if let Some((size, lines)) = big_layout(&text, width, max_rows) {
             let sub = if with_subline {
-                wrap_words(&subline(&model.state), width)
+                wrap_words(&subline(model), width)
             } else {
                 Vec::new()
             };
@@ -719,7 +724,7 @@ fn draw_headline(
             .map(|l| Line::styled(l, head_style))
             .collect();
         if with_subline && rest.height >= 14 {
-            let sub = wrap_words(&subline(&model.state), inner_w);
+            let sub = wrap_words(&subline(model), inner_w);
             lines.extend(sub.into_iter().take(2).map(Line::from));
         }
         let area = take_top(rest, lines_height(lines.len() + 2));

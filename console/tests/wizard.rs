@@ -126,6 +126,21 @@ fn args(dir: &Path) -> String {
     )
 }
 
+/// A binary of another package of the workspace (the overlay the wizard runs), built when
+/// missing.
+fn workspace_bin(name: &str) -> PathBuf {
+    let bin = Path::new(CONSOLE).parent().unwrap().join(name);
+    if !bin.exists() {
+        let ok = Command::new(env!("CARGO"))
+            .args(["build", "-p", name, "--bin", name])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "building {name}");
+    }
+    bin
+}
+
 const SSH_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfB8Ba4L8wjqNBtPfPzUiEAhWvjLNkzsgkJjYsbEuPG maker@lab";
 
@@ -206,6 +221,57 @@ fn roster_join_through_a_real_terminal_writes_a_valid_config() {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o600);
+}
+
+/// The first window starts a new network: the wizard runs the real `ewindow-overlay found`,
+/// and the window file has a roster of this window alone, version 1, signed by its own key;
+/// the status screen then says how to invite.
+#[test]
+fn founding_a_network_through_a_real_terminal_writes_a_self_signed_roster() {
+    let (dir, key) = setup("found");
+    let overlay = workspace_bin("ewindow-overlay");
+    let args = args(&dir).replace(
+        "--overlay-bin /bin/false",
+        &format!("--overlay-bin {}", overlay.display()),
+    );
+    let t = Tmux::start("found", &dir, &args);
+    t.wait_for("Welcome");
+    t.keys(&["Enter"]);
+    t.wait_for("name");
+    t.type_text("lab-a");
+    t.keys(&["Enter"]);
+    t.wait_for("How to join");
+    t.keys(&["3"]);
+    t.wait_for("> 3  Start a new network");
+    t.keys(&["Enter"]);
+    t.wait_for("Open hours");
+    t.keys(&["Enter"]);
+    t.wait_for("Camera");
+    t.keys(&["Enter"]);
+    t.wait_for("Microphone");
+    t.keys(&["Enter"]);
+    t.wait_for("Speaker");
+    t.keys(&["Enter"]);
+    t.wait_for("SSH");
+    t.keys(&["Enter"]);
+    t.wait_for("a new network");
+    t.keys(&["Enter"]);
+    t.wait_for("Waiting for");
+    let text = fs::read_to_string(dir.join("window.toml")).unwrap();
+    let c = window::parse(Path::new("window.toml"), &text, Some(&key.public_key()))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(c.name, "lab-a");
+    assert_eq!(c.roster.version, 1);
+    assert_eq!(c.roster.members.len(), 1);
+    assert_eq!(c.roster.signed_by.as_deref(), Some("lab-a"));
+    let signed =
+        ewindow_protocol::signed::update_signing_input(1, "lab-a", &c.roster.canonical_bytes());
+    let sig = c.roster.signature.expect("a signature");
+    assert!(
+        ewindow_protocol::signed::verify(&key.public_key(), &signed, &sig),
+        "signed with this window's own key"
+    );
+    assert!(!dir.join("window.redeemed").exists(), "no temporary left");
 }
 
 /// Bad answers get their message on the screen and nothing is written: an empty name, a

@@ -4,6 +4,7 @@
 //!   interface for the roster in `window.toml`, says READY, serves invitations and roster
 //!   updates, and re-applies changes without taking the interface down.
 //! - `redeem CODE`: a new window joins with an invitation (the first-boot wizard runs it).
+//! - `found NAME`: a new window starts a network of its own (the first-boot wizard runs it).
 //! - `identity`: prints this window's public key (making the key if there is none yet).
 
 use std::path::PathBuf;
@@ -66,6 +67,16 @@ enum Cmd {
         /// How long to keep trying to reach the inviter, in seconds.
         #[arg(long, default_value_t = 30)]
         timeout_s: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Start a new network: this window its first member, its roster signed by itself.
+    Found {
+        /// This window's name.
+        name: String,
+        /// The WireGuard port this window listens on.
+        #[arg(long, default_value_t = 51820)]
+        listen_port: u16,
         #[command(flatten)]
         common: Common,
     },
@@ -135,6 +146,12 @@ fn main() -> ExitCode {
             .map(|(name, members)| {
                 Some(format!("joined as {name}; members: {}", members.join(", ")))
             }),
+            Cmd::Found {
+                name,
+                listen_port,
+                common,
+            } => service::found(&common.options(), &name, listen_port)
+                .map(|()| Some(format!("founded a new network; {name} is its first member"))),
             Cmd::Identity { identity } => {
                 identity::load_or_create(&identity).map(|k| Some(k.public_key().to_base64()))
             }

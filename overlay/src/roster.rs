@@ -157,6 +157,18 @@ pub fn human_age(s: u64) -> String {
     }
 }
 
+/// The roster of a new network: this window its only member, version 1, signed by itself.
+pub fn founded(own: Member, key: &PrivateKey) -> Roster {
+    let name = own.name.clone();
+    let first = Roster {
+        version: 0,
+        signed_by: None,
+        signature: None,
+        members: vec![own],
+    };
+    sign(first, 1, &name, key)
+}
+
 /// The roster with one member more, one version newer, signed by us.
 pub fn with_member(roster: &Roster, member: Member, own: &str, key: &PrivateKey) -> Roster {
     let mut next = roster.clone();
@@ -306,6 +318,32 @@ mod tests {
             .contains("open invitation"));
         assert!(can_invite(&roster, &p, "carol", 101).is_ok());
         assert!(can_invite(&roster, &p, "Bad Name", 50).is_err());
+    }
+
+    #[test]
+    fn a_founded_roster_is_ours_alone_signed_by_us() {
+        let key = PrivateKey::generate().unwrap();
+        let me = Member {
+            name: "fablab-lyon".into(),
+            public_key: key.public_key(),
+            endpoints: Vec::new(),
+            relay: false,
+        };
+        let r = founded(me.clone(), &key);
+        assert_eq!((r.version, r.members.clone()), (1, vec![me.clone()]));
+        assert_eq!(r.signed_by.as_deref(), Some("fablab-lyon"));
+        // another window of the network takes it as a newer roster than an empty one
+        let empty = Roster {
+            version: 0,
+            signed_by: None,
+            signature: None,
+            members: vec![me],
+        };
+        assert!(accept(&empty, "fablab-lyon", &r).is_ok());
+        // a signature by another key is refused
+        let other = PrivateKey::generate().unwrap();
+        let forged = sign(r.clone(), 2, "fablab-lyon", &other);
+        assert!(accept(&r, "fablab-lyon", &forged).is_err());
     }
 
     #[test]

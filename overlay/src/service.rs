@@ -635,6 +635,44 @@ pub struct RedeemOptions {
     pub timeout: Duration,
 }
 
+/// `ewindow-overlay found NAME`: start a new network with this window as its first member
+/// (its roster signed by itself, version 1). Writes the window file, which must not exist.
+pub fn found(opts: &Options, name: &str, listen_port: u16) -> Result<()> {
+    if opts.window.exists() {
+        bail!(
+            "{} exists: this window already belongs to a network",
+            opts.window.display()
+        );
+    }
+    window::validate_name(name).map_err(|e| anyhow!("`{name}`: {e}"))?;
+    let key = identity::load_or_create(&opts.identity)?;
+    let endpoints = opts
+        .endpoints
+        .iter()
+        .map(|e| e.parse().map_err(|m| anyhow!("--endpoint {e}: {m}")))
+        .collect::<Result<Vec<Endpoint>>>()?;
+    let me = Member {
+        name: name.to_owned(),
+        public_key: key.public_key(),
+        endpoints,
+        relay: false,
+    };
+    let config = WindowConfig {
+        name: name.to_owned(),
+        listen_port,
+        open_hours: OpenHours::Always,
+        partner: None,
+        presence_interval_s: window::DEFAULT_PRESENCE_INTERVAL_S,
+        roster: roster::founded(me, &key),
+        media: Default::default(),
+    };
+    let text = window::to_toml(&config);
+    window::parse(&opts.window, &text, Some(&key.public_key())).map_err(|e| anyhow!("{e}"))?;
+    ewindow_io::write_atomically(&opts.window, text.as_bytes(), 0o644)?;
+    tracing::info!(name, "founded a new network");
+    Ok(())
+}
+
 /// `ewindow-overlay redeem CODE`: join the network with an invitation. Returns the name this
 /// window was admitted under and the member names.
 pub async fn redeem(code: &str, ro: RedeemOptions) -> Result<(String, Vec<String>)> {

@@ -369,7 +369,7 @@ fn large_terminals_get_block_letters() {
             let buf = draw(&model, Screen::Main, w, h);
             assert!(blocks(&buf, 1..h / 3 + 2) > 100, "{w}x{h}:\n{}", text(&buf));
             // The plain words are there too, under the letters.
-            assert!(contains(&buf, &subline(&model.state)), "{}", text(&buf));
+            assert!(contains(&buf, &subline(&model)), "{}", text(&buf));
         }
     }
     // Below that, a box.
@@ -713,4 +713,30 @@ fn text_helpers() {
     assert_eq!(ms(3.25), "3.2 ms");
     assert_eq!(ms(f64::INFINITY), "? ms");
     assert_eq!(clean("a\tb\u{1b}"), "a b?");
+}
+
+#[test]
+fn a_window_alone_in_its_network_says_how_to_invite() {
+    let alone = Model {
+        state: WindowState::Waiting,
+        members: Vec::new(),
+        waiting_for: Vec::new(),
+        ..open()
+    };
+    assert!(
+        subline(&alone).contains("ewindowctl invite NAME"),
+        "{}",
+        subline(&alone)
+    );
+    let with_others = Model {
+        state: WindowState::Waiting,
+        ..open()
+    };
+    assert!(subline(&with_others).contains("connects by itself"));
+    // members unknown because the phone is not there yet: not "alone"
+    let unknown = Model {
+        waiting_for: vec!["ewindow-phone (/run/ewindow/phone.sock)".into()],
+        ..alone.clone()
+    };
+    assert!(!subline(&unknown).contains("invite"));
 }

@@ -194,7 +194,7 @@ fn help_line(w: &Wizard) -> Line<'static> {
             ("Backspace", "delete"),
             ("Ctrl-U", "clear"),
         ],
-        Step::JoinMethod => &[("↑↓ 1 2", "choose"), ("Enter", "next"), ("Esc", "back")],
+        Step::JoinMethod => &[("↑↓ 1 2 3", "choose"), ("Enter", "next"), ("Esc", "back")],
         Step::RosterFile | Step::Camera | Step::Microphone => {
             &[("↑↓", "choose"), ("Enter", "next"), ("Esc", "back")]
         }
@@ -293,7 +293,8 @@ fn pieces(w: &Wizard, width: u16) -> Vec<Piece> {
             out.push(question(
                 "How does this window join the network of windows? A member window makes an \
                  invitation code with: ewindowctl invite NAME. Or a member adds this window's \
-                 public key to the roster and gives you the roster file on a USB stick.",
+                 public key to the roster and gives you the roster file on a USB stick. The \
+                 first window of a group starts a new network and invites the others.",
             ));
             out.push(blank());
             out.push(Piece::List {
@@ -301,10 +302,12 @@ fn pieces(w: &Wizard, width: u16) -> Vec<Piece> {
                 items: vec![
                     "1  Type an invitation code".into(),
                     "2  Read a roster file from a USB stick".into(),
+                    "3  Start a new network (the first window)".into(),
                 ],
                 selected: match w.method {
                     JoinMethod::Invitation => 0,
                     JoinMethod::Roster => 1,
+                    JoinMethod::Found => 2,
                 },
                 empty: "",
             });
@@ -507,6 +510,9 @@ fn pieces(w: &Wizard, width: u16) -> Vec<Piece> {
                         JoinMethod::Roster => {
                             "Joining the network… This window writes its settings and starts."
                         }
+                        JoinMethod::Found => {
+                            "Starting a new network… This window writes its settings and starts."
+                        }
                     },
                     width,
                     Style::new(),
@@ -605,6 +611,9 @@ fn summary(w: &Wizard, width: u16) -> Vec<Line<'static>> {
                 ),
                 None => "roster file (none chosen)".into(),
             },
+            JoinMethod::Found => {
+                "a new network, this window its first member; invite the others from here".into()
+            }
         },
     );
     add("Open hours", w.hours.text.trim().to_ascii_lowercase());

@@ -113,8 +113,8 @@ impl MediaSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Files {
     /// The window for a roster join (its text: [`window_text`]). `None` for an invitation
-    /// join: `ewindow-overlay redeem` writes the file; then [`patch_redeemed`] puts
-    /// [`Files::open_hours`] into it.
+    /// join or a new network: `ewindow-overlay redeem` or `found` writes the file; then
+    /// [`patch_redeemed`] puts [`Files::open_hours`] into it.
     pub window: Option<WindowConfig>,
     /// The name the user gave (for an invitation join the inviter's name for this window
     /// wins: it is in the signed roster).
@@ -132,7 +132,7 @@ pub struct Files {
 /// check).
 pub fn answers_to_files(answers: &Answers, own_key: Option<&PublicKey>) -> Result<Files, String> {
     let window = match &answers.join {
-        Join::Invitation { .. } => None,
+        Join::Invitation { .. } | Join::Found => None,
         Join::Roster { path, text } => Some(roster_window(
             &answers.name,
             answers.open_hours,

@@ -224,6 +224,8 @@ pub enum Join {
         /// The code. Holds the invitation's secret: never logged.
         code: String,
     },
+    /// Start a new network: this window its first member (`ewindow-overlay found NAME`).
+    Found,
     /// Use this roster file, read from a USB stick.
     Roster {
         /// Where it was found.
@@ -237,6 +239,7 @@ impl fmt::Debug for Join {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Join::Invitation { .. } => f.write_str("Invitation { code: .. }"),
+            Join::Found => f.write_str("Found"),
             Join::Roster { path, .. } => f
                 .debug_struct("Roster")
                 .field("path", path)
@@ -271,7 +274,7 @@ pub enum Step {
     Welcome,
     /// The window's name.
     Name,
-    /// Invitation code or roster file.
+    /// Invitation code, roster file, or a new network.
     JoinMethod,
     /// Typing the invitation code.
     InvitationCode,
@@ -337,6 +340,8 @@ pub enum JoinMethod {
     Invitation,
     /// Read a roster file from a USB stick.
     Roster,
+    /// Start a new network (the first window of a group).
+    Found,
 }
 
 /// The last screen's state.
@@ -623,6 +628,7 @@ impl Wizard {
                     text: r.text.clone(),
                 }
             }
+            JoinMethod::Found => Join::Found,
         };
         let open_hours = check_open_hours(&self.hours.text).map_err(|e| (Step::OpenHours, e))?;
         let camera = self.cameras.get(self.camera_sel).map(|d| d.path.clone());
@@ -684,10 +690,12 @@ impl Wizard {
         }
     }
 
+    /// The step after the choice of how to join (a new network needs nothing more).
     fn join_step(&self) -> Step {
         match self.method {
             JoinMethod::Invitation => Step::InvitationCode,
             JoinMethod::Roster => Step::RosterFile,
+            JoinMethod::Found => Step::OpenHours,
         }
     }
 
@@ -794,6 +802,7 @@ impl Wizard {
             Step::Name => Step::Welcome,
             Step::JoinMethod => Step::Name,
             Step::InvitationCode | Step::RosterFile => Step::JoinMethod,
+            Step::OpenHours if self.method == JoinMethod::Found => Step::JoinMethod,
             Step::OpenHours => self.join_step(),
             Step::Camera => Step::OpenHours,
             Step::Microphone => Step::Camera,
@@ -818,9 +827,11 @@ impl Wizard {
         }
         match self.step {
             Step::JoinMethod => {
-                let method = match key {
-                    Key::Up | Key::Char('1') => JoinMethod::Invitation,
-                    Key::Down | Key::Char('2') => JoinMethod::Roster,
+                use JoinMethod::{Found, Invitation, Roster};
+                let method = match (key, self.method) {
+                    (Key::Char('1'), _) | (Key::Up, Invitation | Roster) => Invitation,
+                    (Key::Char('2'), _) | (Key::Up, Found) | (Key::Down, Invitation) => Roster,
+                    (Key::Char('3'), _) | (Key::Down, Roster | Found) => Found,
                     _ => self.method,
                 };
                 self.method = method;

@@ -1042,3 +1042,46 @@ fn the_devices_go_into_media_and_the_video_settings_stay() {
     let text = window_text(&config, Some(&own())).unwrap();
     assert!(text.contains("[media]"), "{text}");
 }
+
+#[test]
+fn the_first_window_starts_a_new_network() {
+    let mut w = wizard();
+    feed(&mut w, [Input::Now(NOW), devices()]);
+    feed(&mut w, [k(Key::Enter)]);
+    feed(&mut w, typed("fablab-lyon"));
+    feed(&mut w, [k(Key::Enter)]);
+    assert_eq!(w.step(), Step::JoinMethod);
+    // ↓ ↓ reaches the third choice and stays there; ↑ goes back one; 3 picks it
+    feed(&mut w, [k(Key::Down), k(Key::Down), k(Key::Down)]);
+    assert!(
+        screen(&w, 80, 25).contains("> 3  Start a new network"),
+        "{}",
+        screen(&w, 80, 25)
+    );
+    feed(&mut w, [k(Key::Up)]);
+    assert!(screen(&w, 80, 25).contains("> 2  Read a roster file"));
+    feed(&mut w, [k(Key::Char('3'))]);
+    // nothing to type or choose: on to the open hours, and back to the choice
+    feed(&mut w, [k(Key::Enter)]);
+    assert_eq!(w.step(), Step::OpenHours);
+    feed(&mut w, [k(Key::Esc)]);
+    assert_eq!(w.step(), Step::JoinMethod);
+    feed(&mut w, [k(Key::Enter)]);
+    assert_eq!(w.step(), Step::OpenHours);
+    for _ in 0..5 {
+        feed(&mut w, [k(Key::Enter)]);
+    }
+    assert_eq!(w.step(), Step::Summary);
+    let s = screen(&w, 80, 25);
+    assert!(s.contains("a new network"), "{s}");
+    let a = feed(&mut w, [k(Key::Enter)]);
+    let [Action::Finish(answers)] = &a[..] else {
+        panic!("{a:?}")
+    };
+    assert_eq!(answers.join, Join::Found);
+    assert_eq!(answers.name, "fablab-lyon");
+    // the overlay writes the window file (`ewindow-overlay found`), the rest is here
+    let files = answers_to_files(answers, Some(&own())).unwrap();
+    assert_eq!(files.window, None);
+    assert_eq!(files.name, "fablab-lyon");
+}
