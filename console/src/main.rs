@@ -76,6 +76,8 @@ struct Cli {
 /// Everything that wakes the console.
 enum Msg {
     Term(TermEvent),
+    /// The overlay made an invitation: name, code, expiry.
+    Invited(String, String, u64),
     InitUp(Box<ewindow_protocol::init::Status>, Vec<String>),
     Init(Box<InitEvent>),
     InitDown,
@@ -394,6 +396,7 @@ async fn status_console(
         m.public_key = Some(k.public_key().to_base64());
     }
     let mut screen = Screen::Main;
+    let mut naming: Option<String> = None;
     loop {
         terminal.draw(|f| view::render(f, &m, screen))?;
         let Some(msg) = rx.recv().await else {
@@ -403,6 +406,34 @@ async fn status_console(
             Msg::Term(TermEvent::Key(k)) if k.kind != KeyEventKind::Release => {
                 if k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL) {
                     return Ok(Exit::Quit);
+                }
+                // `i`: the name of the window to invite, typed under the headline
+                if let Some(name) = &mut naming {
+                    match k.code {
+                        KeyCode::Char(c) if name.len() < 32 => name.push(c.to_ascii_lowercase()),
+                        KeyCode::Backspace => {
+                            name.pop();
+                        }
+                        KeyCode::Enter => {
+                            let name = naming.take().unwrap_or_default();
+                            m.message = Some(format!("inviting {name}…"));
+                            spawn_invite(cli.overlay_control.clone(), name, tx.clone());
+                            continue;
+                        }
+                        KeyCode::Esc => {
+                            naming = None;
+                            m.message = None;
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    m.message = Some(naming_prompt(naming.as_deref().unwrap_or("")));
+                    continue;
+                }
+                if k.code == KeyCode::Char('i') {
+                    naming = Some(String::new());
+                    m.message = Some(naming_prompt(""));
+                    continue;
                 }
                 if k.code == KeyCode::Char('s') {
                     if cli.shell {
@@ -488,7 +519,13 @@ async fn status_console(
                 model::OVERLAY,
                 &cli.overlay_control.display().to_string(),
             ),
-            Msg::Minute => m.clock = ewindow_io::localtime::clock(),
+            Msg::Minute => {
+                m.clock = ewindow_io::localtime::clock();
+                model::tick(&mut m, ewindow_io::localtime::now_unix());
+            }
+            Msg::Invited(name, code, expires) => {
+                model::invitation_made(&mut m, &name, code, expires)
+            }
             Msg::Flash(text) => m.message = Some(text),
             Msg::Outcome(_) | Msg::Rescan | Msg::Probe(_) => {}
         }
@@ -533,6 +570,35 @@ async fn subscribe<Q: serde::Serialize>(path: &Path, req: &Q) -> Result<BufReade
 /// The next line of a subscription.
 async fn next_line(r: &mut BufReader<UnixStream>) -> std::io::Result<Option<String>> {
     lines::read_line_async(r, MAX_LINE).await
+}
+
+/// The line under the headline while the name of a window to invite is typed.
+fn naming_prompt(name: &str) -> String {
+    format!("Invite a new window named: {name}_   (Enter: make the invitation, Esc: cancel)")
+}
+
+/// Asks the overlay for an invitation for `name`; the answer comes back as `Msg::Invited`,
+/// or the overlay's refusal as a flash line.
+fn spawn_invite(path: PathBuf, name: String, tx: mpsc::UnboundedSender<Msg>) {
+    tokio::spawn(async move {
+        let req = ORequest::Invite {
+            name: name.clone(),
+            ttl_s: None,
+        };
+        let msg = match ask::<_, OReply>(&path, &req).await {
+            Ok(OReply {
+                invitation: Some(code),
+                expires_unix: Some(expires),
+                ..
+            }) => Msg::Invited(name, code, expires),
+            Ok(r) => Msg::Flash(format!(
+                "no invitation: {}",
+                r.error.unwrap_or_else(|| "the overlay gave no code".into())
+            )),
+            Err(e) => Msg::Flash(format!("the overlay does not answer: {e}")),
+        };
+        let _ = tx.send(msg);
+    });
 }
 
 fn spawn_init(path: PathBuf, tx: mpsc::UnboundedSender<Msg>) {

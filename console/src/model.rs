@@ -6,7 +6,7 @@ use ewindow_protocol::overlay::PeerStatus;
 use ewindow_protocol::phone::{LiveCall, PhoneStatus};
 use ewindow_protocol::{StreamDirection, StreamStats};
 
-use crate::view::{CallView, MemberView, Model, ServiceView};
+use crate::view::{CallView, MemberView, Model, ServiceView, ShownInvitation};
 
 /// Log lines kept for the screen.
 pub const MAX_LOGS: usize = 200;
@@ -59,8 +59,38 @@ pub fn apply_phone(model: &mut Model, st: &PhoneStatus) {
     model.call = st.call.as_ref().map(call_view);
 }
 
-/// WireGuard's view: the handshake age of each member.
+/// An invitation this window just made: on the screen until redeemed or expired.
+pub fn invitation_made(model: &mut Model, name: &str, code: String, expires_unix: u64) {
+    model.message = Some(format!("invitation for {name}"));
+    model.invitation = Some(ShownInvitation {
+        code,
+        name: name.to_owned(),
+        expires_unix,
+    });
+}
+
+/// An invitation on the screen that has expired goes away, saying so.
+pub fn tick(model: &mut Model, now_unix: u64) {
+    if let Some(inv) = &model.invitation {
+        if now_unix >= inv.expires_unix {
+            model.message = Some(format!(
+                "the invitation for {} expired: press i for a new one",
+                inv.name
+            ));
+            model.invitation = None;
+        }
+    }
+}
+
+/// WireGuard's view: the handshake age of each member. A member the invitation on the
+/// screen was for has joined: the invitation goes, the screen says who joined.
 pub fn apply_overlay(model: &mut Model, peers: &[PeerStatus]) {
+    if let Some(inv) = &model.invitation {
+        if peers.iter().any(|p| p.name == inv.name) {
+            model.message = Some(format!("{} joined", inv.name));
+            model.invitation = None;
+        }
+    }
     for p in peers {
         match model.members.iter_mut().find(|m| m.name == p.name) {
             Some(m) => m.handshake_age_s = p.last_handshake_age_s,
@@ -251,6 +281,38 @@ mod tests {
             apply_phone(&mut m, &s);
             assert_eq!(m.state, want, "{kind}");
         }
+    }
+
+    #[test]
+    fn an_invitation_stays_on_the_screen_until_redeemed_or_expired() {
+        let mut m = Model::default();
+        invitation_made(&mut m, "lab-b", "EWIN1-X".into(), 1000);
+        assert_eq!(
+            m.invitation.as_ref().map(|i| i.name.as_str()),
+            Some("lab-b")
+        );
+        tick(&mut m, 999);
+        assert!(m.invitation.is_some());
+        // the overlay lists the invitation's temporary key: still waiting
+        let pending = PeerStatus {
+            name: "invitation 1a2b".into(),
+            ..PeerStatus::default()
+        };
+        apply_overlay(&mut m, std::slice::from_ref(&pending));
+        assert!(m.invitation.is_some());
+        // lab-b is a member now: the invitation goes, the screen says who joined
+        let joined = PeerStatus {
+            name: "lab-b".into(),
+            ..PeerStatus::default()
+        };
+        apply_overlay(&mut m, &[joined]);
+        assert_eq!(m.invitation, None);
+        assert_eq!(m.message.as_deref(), Some("lab-b joined"));
+
+        invitation_made(&mut m, "lab-c", "EWIN1-Y".into(), 1000);
+        tick(&mut m, 1000);
+        assert_eq!(m.invitation, None);
+        assert!(m.message.as_deref().unwrap().contains("expired"));
     }
 
     #[test]

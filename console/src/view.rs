@@ -68,11 +68,22 @@ pub struct Model {
     /// This window's WireGuard public key (base64, 44 characters): shown as text and as a
     /// QR code on the "setting up" screen.
     pub public_key: Option<String>,
-    /// An invitation code (`EWIN1-…`) a member just made with `ewindowctl invite`: shown
-    /// with its QR code on the main screen while it is set.
-    pub invitation: Option<String>,
+    /// An invitation this window made (the `i` key): shown with its QR code on the main
+    /// screen until it is redeemed or expires.
+    pub invitation: Option<ShownInvitation>,
     /// A transient line under the headline ("curtain closed", "calling fablab-nantes…").
     pub message: Option<String>,
+}
+
+/// An invitation on the screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownInvitation {
+    /// The code (`EWIN1-…`).
+    pub code: String,
+    /// The member name it admits.
+    pub name: String,
+    /// When it expires, Unix seconds.
+    pub expires_unix: u64,
 }
 
 /// What the window is doing, which is the headline: the phone's state as it publishes it.
@@ -422,8 +433,8 @@ fn subline(model: &Model) -> String {
         }
         WindowState::Connecting { to } => format!("The window is calling {}.", clean(to)),
         WindowState::Waiting if model.members.is_empty() && model.waiting_for.is_empty() => {
-            "This window is the only member of its network. Invite another window with \
-             ewindowctl invite NAME (over SSH or the serial console)."
+            "This window is the only member of its network. Press i to invite another window \
+             (or run ewindowctl invite NAME over SSH)."
                 .into()
         }
         WindowState::Waiting => {
@@ -817,7 +828,7 @@ fn main_screen(mut rest: Rect, buf: &mut Buffer, model: &Model, whole: Rect) {
     let panel = if setting_up {
         Some(setup_panel(model))
     } else {
-        model.invitation.as_deref().map(invitation_panel)
+        model.invitation.as_ref().map(invitation_panel)
     };
     if let Some(panel) = panel {
         let want = panel.wanted_height(rest.width);
@@ -1333,8 +1344,8 @@ fn setup_panel(model: &Model) -> QrPanel {
     }
 }
 
-fn invitation_panel(code: &str) -> QrPanel {
-    let code = clean(code).into_owned();
+fn invitation_panel(inv: &ShownInvitation) -> QrPanel {
+    let code = clean(&inv.code).into_owned();
     // The dashes are for people: `Invitation::decode` reads the code without them, and
     // without them a QR code of an IPv4 invitation is version 4 instead of 5.
     let dense: String = match code.strip_prefix("EWIN1-") {
@@ -1345,15 +1356,24 @@ fn invitation_panel(code: &str) -> QrPanel {
         text: vec![
             ("Invitation".to_string(), bold().fg(Color::LightCyan)),
             (
-                "On the new window, enter this code or scan the QR code. It works once, \
-                 for a limited time."
-                    .to_string(),
+                format!(
+                    "For {}: on the new window, enter this code or scan the QR code. It works \
+                     once, until {} UTC.",
+                    clean(&inv.name),
+                    utc_hhmm(inv.expires_unix)
+                ),
                 Style::new(),
             ),
         ],
         qr: make_qr(&dense),
         code: Some(code),
     }
+}
+
+/// `14:05` of a Unix time, UTC.
+fn utc_hhmm(unix: u64) -> String {
+    let m = (unix / 60) % 1440;
+    format!("{:02}:{:02}", m / 60, m % 60)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1411,6 +1431,10 @@ fn help_lines() -> Vec<Line<'static>> {
         key("n", "next window: call another place that is online"),
         key("c", "curtain: close the window; press again to open it"),
         key("h", "hang up: end this call"),
+        key(
+            "i",
+            "invite: type the new window's name; its invitation code and QR code show here",
+        ),
         key(
             "l",
             "logs: messages for the people who look after the window",

@@ -163,9 +163,18 @@ fn setting_up_no_key() -> Model {
     }
 }
 
+/// An invitation on the screen for makerspace-lyon, until 15:00 UTC.
+fn shown(code: String) -> ShownInvitation {
+    ShownInvitation {
+        code,
+        name: "makerspace-lyon".into(),
+        expires_unix: 1_700_000_000 / 86_400 * 86_400 + 15 * 3600,
+    }
+}
+
 fn invitation() -> Model {
     Model {
-        invitation: Some(invitation_code()),
+        invitation: Some(shown(invitation_code())),
         message: Some("invitation for makerspace-lyon, valid 24 h".into()),
         ..open()
     }
@@ -507,7 +516,7 @@ fn all_models() -> Vec<Model> {
         clock: "99:99:99:99".into(),
         logs: vec!["é漢字\u{1b}[2J\ttab".repeat(40); 200],
         message: Some("m".repeat(500)),
-        invitation: Some("EWIN1-".to_string() + &"ABCDE-".repeat(60)),
+        invitation: Some(shown("EWIN1-".to_string() + &"ABCDE-".repeat(60))),
         public_key: Some("k".repeat(2000)),
         ..open()
     });
@@ -515,7 +524,7 @@ fn all_models() -> Vec<Model> {
         state: WindowState::SettingUp,
         window_name: Some("漢".repeat(50)),
         public_key: Some("漢字".repeat(30)),
-        invitation: Some("EWIN1-漢字-".repeat(30)),
+        invitation: Some(shown("EWIN1-漢字-".repeat(30))),
         ..Model::default()
     });
     models
