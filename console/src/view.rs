@@ -432,7 +432,14 @@ fn subline(model: &Model) -> String {
             format!("You see and hear {to}, and they see and hear you.")
         }
         WindowState::Connecting { to } => format!("The window is calling {}.", clean(to)),
-        WindowState::Waiting if model.members.is_empty() && model.waiting_for.is_empty() => {
+        // the members are known (the phone answers) and there are none
+        WindowState::Waiting
+            if model.members.is_empty()
+                && !model
+                    .waiting_for
+                    .iter()
+                    .any(|w| w.starts_with("ewindow-phone")) =>
+        {
             "This window is the only member of its network. Press i to invite another window \
              (or run ewindowctl invite NAME over SSH)."
                 .into()

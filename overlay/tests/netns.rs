@@ -620,6 +620,12 @@ fn invitation_end_to_end_without_interrupting_a_call() {
 impl Lab {
     /// After `redeem`: the overlay (wireguard-go already runs) and the phone.
     fn start_window_after_redeem(&mut self, w: usize) {
+        self.start_window_after_redeem_with(w, "listen");
+    }
+
+    /// The overlay (wireguard-go already runs), then the phone: `listen` (auto-answer) or
+    /// `window` (the window policy).
+    fn start_window_after_redeem_with(&mut self, w: usize, mode: &str) {
         let args = self.overlay_args(w);
         self.spawn(w, "overlay", &format!("{OVERLAY} up {args}"));
         let sock = self.windows[w].overlay_sock();
@@ -628,7 +634,20 @@ impl Lab {
             assert!(Instant::now() < deadline, "{}", self.log(w, "overlay"));
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.start_phone(w);
+        if mode == "listen" {
+            self.start_phone(w);
+            return;
+        }
+        let phone = workspace_bin("ewindow-phone", "ewindow-phone");
+        let win = &self.windows[w];
+        let cmd = format!(
+            "{} window --window-file {} --control {} --video-codecs vp8 --video-size 320x240 \
+             --video-fps 15",
+            phone.display(),
+            win.window_file().display(),
+            win.phone_sock().display()
+        );
+        self.spawn(w, "phone", &cmd);
     }
 }
 
@@ -818,4 +837,126 @@ fn windows_open_by_themselves_and_obey_next_and_the_curtain() {
         let (k, p) = lab.state(a);
         (k == "curtain").then(|| format!("{k} {p}"))
     });
+}
+
+/// The first-run story without a hand-made roster: window a founds a network
+/// (`ewindow-overlay found`), its status console (in a tmux terminal) makes an invitation
+/// with the `i` key and shows it; b redeems the code read off a's screen; the screen then
+/// says b joined, and a calls b over the overlay.
+#[test]
+fn a_founded_window_invites_from_its_console_and_the_newcomer_joins() {
+    let mut lab = Lab::new('5');
+    let a = lab.host("a");
+    let b = lab.host("b");
+    let awin = &lab.windows[a];
+    must(&format!(
+        "{OVERLAY} found a --window {} --identity {} --endpoint {}:51820",
+        awin.window_file().display(),
+        awin.dir.join("identity.key").display(),
+        awin.v4()
+    ));
+    let founded = fs::read_to_string(awin.window_file()).unwrap();
+    assert!(
+        founded.contains("version = 1") && founded.contains("signed_by = \"a\""),
+        "{founded}"
+    );
+    // a runs as a window does: wireguard-go, the overlay, the phone in window mode
+    lab.start_wireguard(a);
+    lab.start_window_after_redeem_with(a, "window");
+
+    let console = workspace_bin("ewindow-console", "ewindow-console");
+    let w = &lab.windows[a];
+    let session = format!("ewl5-{}", std::process::id());
+    let _ = sh(&format!("tmux kill-session -t {session}"));
+    let cmd = format!(
+        "{} --window {} --identity {} --init-control {d}/init.sock --phone-control {} \
+         --overlay-control {}; sleep 30",
+        console.display(),
+        w.window_file().display(),
+        w.dir.join("identity.key").display(),
+        w.phone_sock().display(),
+        w.overlay_sock().display(),
+        d = w.dir.display()
+    );
+    must(&format!(
+        "tmux new-session -d -s {session} -x 160 -y 50 '{cmd}'"
+    ));
+    struct Kill(String);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = sh(&format!("tmux kill-session -t {}", self.0));
+        }
+    }
+    let _kill = Kill(session.clone());
+    let screen = || must(&format!("tmux capture-pane -p -t {session}"));
+    let keys = |k: &str| {
+        must(&format!("tmux send-keys -t {session} {k}"));
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    wait_for("the status console of a window alone", 20, || {
+        let s = screen();
+        (!s.contains("only member of its network")).then_some(s)
+    });
+    keys("i");
+    keys("b");
+    wait_for("the name prompt", 5, || {
+        let s = screen();
+        (!s.contains("Invite a new window named: b_")).then_some(s)
+    });
+    keys("Enter");
+    wait_for("the invitation on the screen", 15, || {
+        let s = screen();
+        (!s.contains("For b: on the new window")).then_some(s)
+    });
+    // The code as a person reads it off the screen: from `EWIN1-`, line by line, the
+    // leading run of code characters (the QR code stands to its right).
+    let s = screen();
+    let mut code = String::new();
+    for line in s
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("EWIN1-"))
+    {
+        let run: String = line
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        if run.is_empty() {
+            break;
+        }
+        code.push_str(&run);
+    }
+    assert!(code.starts_with("EWIN1-") && code.len() > 60, "{code}\n{s}");
+
+    lab.start_wireguard(b);
+    let args = lab.overlay_args(b);
+    let out = lab.windows[b]
+        .exec(&format!("{OVERLAY} redeem {code} --timeout-s 20 {args}"))
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "redeem: {said}\n{}",
+        lab.log(a, "overlay")
+    );
+    assert!(said.contains("joined as b; members: a, b"), "{said}");
+    lab.start_window_after_redeem(b);
+    // With no further input the window opens to b (a's policy calls the member that came
+    // online), and the console, which polls the overlay every 15 s, says who joined.
+    wait_for(
+        "a's window opens to b, and the console says b joined",
+        60,
+        || {
+            let s = screen();
+            (!(s.contains("You see and hear b") && s.contains("b joined"))).then_some(s)
+        },
+    );
+    assert!(!screen().contains("For b: on the new window"));
+    let st = ask(&lab.windows[a].phone_sock(), json!({"cmd": "status"}));
+    assert_eq!(st["status"]["state"]["kind"], "open", "{st}");
 }
