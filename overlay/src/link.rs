@@ -10,6 +10,52 @@ use rtnetlink::{Handle, LinkUnspec};
 
 use ewindow_protocol::window::{OVERLAY_V6_PREFIX, OVERLAY_V6_PREFIX_LEN};
 
+/// The address a newcomer on the same LAN can reach this window at, when none is configured:
+/// of this machine's addresses, the first IPv4 one that is not loopback, link-local or in
+/// the overlay, else such an IPv6 one (not unique-local overlay, not link-local). Pure.
+pub fn lan_endpoint(addrs: &[IpAddr], port: u16) -> Option<std::net::SocketAddr> {
+    let v4 = addrs.iter().find(|a| match a {
+        IpAddr::V4(v) => {
+            let o = v.octets();
+            !v.is_loopback()
+                && !v.is_link_local()
+                && !v.is_unspecified()
+                && !(o[0] == 10 && o[1] == 77)
+        }
+        IpAddr::V6(_) => false,
+    });
+    let v6 = || {
+        addrs.iter().find(|a| match a {
+            IpAddr::V6(v) => {
+                let s = v.segments();
+                !v.is_loopback()
+                    && !v.is_unspecified()
+                    && (s[0] & 0xffc0) != 0xfe80
+                    && s[..3] != OVERLAY_V6_PREFIX.segments()[..3]
+            }
+            IpAddr::V4(_) => false,
+        })
+    };
+    v4.or_else(v6).map(|a| std::net::SocketAddr::new(*a, port))
+}
+
+/// This machine's interface addresses.
+pub fn local_addresses() -> Vec<IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    addrs
+        .filter_map(|a| {
+            let sa = a.address?;
+            if let Some(v4) = sa.as_sockaddr_in() {
+                Some(IpAddr::V4(v4.ip()))
+            } else {
+                sa.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
+            }
+        })
+        .collect()
+}
+
 /// WireGuard's usual MTU over a 1500-byte underlay (IPv6 outer header).
 pub const MTU: u32 = 1420;
 
@@ -82,4 +128,34 @@ async fn configure_with(handle: &Handle, name: &str, own: Ipv6Addr) -> Result<()
             .with_context(|| format!("{name}: removing an old overlay address"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lan_address_is_chosen_for_newcomers() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let addrs = [
+            ip("127.0.0.1"),
+            ip("::1"),
+            ip("10.77.3.4"),
+            ip("fd77:696e:646f::1"),
+            ip("fe80::1"),
+            ip("169.254.3.3"),
+            ip("2001:db8::5"),
+            ip("192.168.1.20"),
+        ];
+        assert_eq!(
+            lan_endpoint(&addrs, 51820),
+            Some("192.168.1.20:51820".parse().unwrap())
+        );
+        assert_eq!(
+            lan_endpoint(&addrs[..7], 51820),
+            Some("[2001:db8::5]:51820".parse().unwrap()),
+            "IPv6 when there is no IPv4 one"
+        );
+        assert_eq!(lan_endpoint(&addrs[..6], 51820), None);
+    }
 }

@@ -416,8 +416,13 @@ impl Overlay {
             .first()
             .cloned()
             .or_else(|| own.endpoints.first().map(|e| e.to_string()))
+            // a window set up out of the box: its LAN address (a newcomer in the same space)
+            .or_else(|| {
+                link::lan_endpoint(&link::local_addresses(), st.config.listen_port)
+                    .map(|a| a.to_string())
+            })
             .ok_or_else(|| {
-                anyhow!("this window has no endpoint a newcomer could reach: list one in its [[member]] entry (endpoints) or start the overlay with --endpoint HOST:PORT")
+                anyhow!("this window has no endpoint a newcomer could reach (no LAN address): list one in its [[member]] entry (endpoints) or start the overlay with --endpoint HOST:PORT")
             })?;
         let endpoint = endpoint
             .parse()
@@ -635,6 +640,17 @@ pub struct RedeemOptions {
     pub timeout: Duration,
 }
 
+/// Where other members can reach this window, for its roster entry: the `--endpoint`s, or
+/// out of the box the LAN address it has now (WireGuard follows a window that moves).
+fn own_endpoints(opts: &Options, listen_port: u16) -> Vec<String> {
+    if !opts.endpoints.is_empty() {
+        return opts.endpoints.clone();
+    }
+    link::lan_endpoint(&link::local_addresses(), listen_port)
+        .map(|a| vec![a.to_string()])
+        .unwrap_or_default()
+}
+
 /// `ewindow-overlay found NAME`: start a new network with this window as its first member
 /// (its roster signed by itself, version 1). Writes the window file, which must not exist.
 pub fn found(opts: &Options, name: &str, listen_port: u16) -> Result<()> {
@@ -646,10 +662,9 @@ pub fn found(opts: &Options, name: &str, listen_port: u16) -> Result<()> {
     }
     window::validate_name(name).map_err(|e| anyhow!("`{name}`: {e}"))?;
     let key = identity::load_or_create(&opts.identity)?;
-    let endpoints = opts
-        .endpoints
+    let endpoints = own_endpoints(opts, listen_port)
         .iter()
-        .map(|e| e.parse().map_err(|m| anyhow!("--endpoint {e}: {m}")))
+        .map(|e| e.parse().map_err(|m| anyhow!("endpoint {e}: {m}")))
         .collect::<Result<Vec<Endpoint>>>()?;
     let me = Member {
         name: name.to_owned(),
@@ -717,7 +732,7 @@ pub async fn redeem(code: &str, ro: RedeemOptions) -> Result<(String, Vec<String
     let req = PeerRequest::Redeem {
         id: inv.id(),
         public_key: key.public_key().to_base64(),
-        endpoints: opts.endpoints.clone(),
+        endpoints: own_endpoints(opts, ro.listen_port),
     };
     let deadline = tokio::time::Instant::now() + ro.timeout;
     let reply = loop {

@@ -53,6 +53,8 @@ struct Window {
     dir: PathBuf,
     n: u8,
     iface: String,
+    /// The overlay gets no `--endpoint`: invitations carry the LAN address it finds itself.
+    lan_only: bool,
 }
 
 impl Window {
@@ -156,6 +158,7 @@ impl Lab {
             dir,
             n,
             iface: format!("ew{}{name}", self.id),
+            lan_only: false,
         });
         self.windows.len() - 1
     }
@@ -207,16 +210,20 @@ impl Lab {
 
     fn overlay_args(&self, w: usize) -> String {
         let win = &self.windows[w];
+        let endpoint = if win.lan_only {
+            String::new()
+        } else {
+            format!(" --endpoint {}:51820", win.v4())
+        };
         format!(
             "--interface {} --backend userspace --window {} --identity {} --invitations {} \
-             --control {} --phone-control {} --endpoint {}:51820",
+             --control {} --phone-control {}{endpoint}",
             win.iface,
             win.window_file().display(),
             win.dir.join("identity.key").display(),
             win.dir.join("invitations.json").display(),
             win.overlay_sock().display(),
             win.phone_sock().display(),
-            win.v4()
         )
     }
 
@@ -848,17 +855,30 @@ fn a_founded_window_invites_from_its_console_and_the_newcomer_joins() {
     let mut lab = Lab::new('5');
     let a = lab.host("a");
     let b = lab.host("b");
+    // out of the box: no endpoint configured anywhere; the invitation carries the LAN
+    // address the overlay finds
+    lab.windows[a].lan_only = true;
+    lab.windows[b].lan_only = true;
     let awin = &lab.windows[a];
-    must(&format!(
-        "{OVERLAY} found a --window {} --identity {} --endpoint {}:51820",
-        awin.window_file().display(),
-        awin.dir.join("identity.key").display(),
-        awin.v4()
-    ));
+    let out = awin
+        .exec(&format!(
+            "{OVERLAY} found a --window {} --identity {}",
+            awin.window_file().display(),
+            awin.dir.join("identity.key").display(),
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let founded = fs::read_to_string(awin.window_file()).unwrap();
     assert!(
-        founded.contains("version = 1") && founded.contains("signed_by = \"a\""),
-        "{founded}"
+        founded.contains("version = 1")
+            && founded.contains("signed_by = \"a\"")
+            && founded.contains(&format!("endpoints = [\"{}:51820\"]", lab.windows[a].v4())),
+        "the founder's own entry has its LAN address: {founded}"
     );
     // a runs as a window does: wireguard-go, the overlay, the phone in window mode
     lab.start_wireguard(a);
@@ -927,6 +947,12 @@ fn a_founded_window_invites_from_its_console_and_the_newcomer_joins() {
         code.push_str(&run);
     }
     assert!(code.starts_with("EWIN1-") && code.len() > 60, "{code}\n{s}");
+    let inv = ewindow_protocol::invite::Invitation::decode(&code).expect("the code on the screen");
+    assert_eq!(
+        inv.endpoint.to_string(),
+        format!("{}:51820", lab.windows[a].v4()),
+        "the invitation carries a's LAN address"
+    );
 
     lab.start_wireguard(b);
     let args = lab.overlay_args(b);
