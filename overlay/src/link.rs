@@ -17,10 +17,8 @@ pub fn lan_endpoint(addrs: &[IpAddr], port: u16) -> Option<std::net::SocketAddr>
     let v4 = addrs.iter().find(|a| match a {
         IpAddr::V4(v) => {
             let o = v.octets();
-            !v.is_loopback()
-                && !v.is_link_local()
-                && !v.is_unspecified()
-                && !(o[0] == 10 && o[1] == 77)
+            let overlay = o[0] == 10 && o[1] == 77;
+            !(v.is_loopback() || v.is_link_local() || v.is_unspecified() || overlay)
         }
         IpAddr::V6(_) => false,
     });
