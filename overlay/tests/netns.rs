@@ -512,24 +512,8 @@ fn invitation_end_to_end_without_interrupting_a_call() {
     assert!(code.starts_with("EWIN1-"), "{code}");
 
     lab.start_wireguard(c);
-    let redeem = |lab: &Lab, w: usize, code: &str| {
-        let args = lab.overlay_args(w);
-        lab.windows[w]
-            .exec(&format!("{OVERLAY} redeem {code} --timeout-s 20 {args}"))
-            .output()
-            .unwrap()
-    };
-    let out = redeem(&lab, c, &code);
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "redeem: {said}\n{}",
-        lab.log(a, "overlay")
-    );
+    let (ok, said) = lab.redeem(c, &code);
+    assert!(ok, "redeem: {said}\n{}", lab.log(a, "overlay"));
     assert!(said.contains("joined as c; members: a, b, c"), "{said}");
     lab.start_window_after_redeem(c);
 
@@ -560,9 +544,8 @@ fn invitation_end_to_end_without_interrupting_a_call() {
 
     // The same code again, from another new window: refused by the inviter, with the reason.
     lab.start_wireguard(d);
-    let out = redeem(&lab, d, &code);
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{said}");
+    let (ok, said) = lab.redeem(d, &code);
+    assert!(!ok, "{said}");
     assert!(
         said.contains("the inviter refused") && said.contains("already used"),
         "{said}"
@@ -575,9 +558,8 @@ fn invitation_end_to_end_without_interrupting_a_call() {
         lab.windows[a].overlay_sock().display()
     ));
     std::thread::sleep(Duration::from_millis(2100));
-    let out = redeem(&lab, d, expired.trim());
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && said.contains("expired"), "{said}");
+    let (ok, said) = lab.redeem(d, expired.trim());
+    assert!(!ok && said.contains("expired"), "{said}");
     // A mistyped code.
     // One character of the body changed (every single substitution is caught).
     let mut chars: Vec<char> = code.chars().collect();
@@ -585,9 +567,8 @@ fn invitation_end_to_end_without_interrupting_a_call() {
     let at = if chars[at] == '-' { at + 1 } else { at };
     chars[at] = if chars[at] == 'Z' { 'Y' } else { 'Z' };
     let typo: String = chars.into_iter().collect();
-    let out = redeem(&lab, d, &typo);
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && said.contains("typo"), "{said}");
+    let (ok, said) = lab.redeem(d, &typo);
+    assert!(!ok && said.contains("typo"), "{said}");
 
     // A roster edited on a member (c removed by hand) is signed there and spreads.
     let afile = lab.windows[a].window_file();
@@ -625,6 +606,22 @@ fn invitation_end_to_end_without_interrupting_a_call() {
 }
 
 impl Lab {
+    /// `ewindow-overlay redeem CODE` on window `w` (wireguard-go runs): whether it worked, and
+    /// what it said.
+    fn redeem(&self, w: usize, code: &str) -> (bool, String) {
+        let args = self.overlay_args(w);
+        let out = self.windows[w]
+            .exec(&format!("{OVERLAY} redeem {code} --timeout-s 20 {args}"))
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), said)
+    }
+
     /// After `redeem`: the overlay (wireguard-go already runs) and the phone.
     fn start_window_after_redeem(&mut self, w: usize) {
         self.start_window_after_redeem_with(w, "listen");
@@ -955,21 +952,8 @@ fn a_founded_window_invites_from_its_console_and_the_newcomer_joins() {
     );
 
     lab.start_wireguard(b);
-    let args = lab.overlay_args(b);
-    let out = lab.windows[b]
-        .exec(&format!("{OVERLAY} redeem {code} --timeout-s 20 {args}"))
-        .output()
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "redeem: {said}\n{}",
-        lab.log(a, "overlay")
-    );
+    let (ok, said) = lab.redeem(b, &code);
+    assert!(ok, "redeem: {said}\n{}", lab.log(a, "overlay"));
     assert!(said.contains("joined as b; members: a, b"), "{said}");
     lab.start_window_after_redeem(b);
     // With no further input the window opens to b (a's policy calls the member that came
