@@ -91,7 +91,8 @@ pub enum RuntimeError {
     Signals(#[source] nix::Error),
 }
 
-/// A service: its life (`lifecycle::Unit`) and the pipes the loop reads.
+/// A service: its life (`lifecycle::Unit`, read through `Deref`, changed only through its
+/// methods) and the pipes the loop reads.
 struct Svc {
     unit: Unit,
     ready_fd: Option<OwnedFd>,
@@ -116,12 +117,6 @@ impl std::ops::Deref for Svc {
     type Target = Unit;
     fn deref(&self) -> &Unit {
         &self.unit
-    }
-}
-
-impl std::ops::DerefMut for Svc {
-    fn deref_mut(&mut self) -> &mut Unit {
-        &mut self.unit
     }
 }
 
@@ -379,7 +374,7 @@ impl Supervisor {
     fn tick(&mut self, now: Instant) {
         let shutting_down = self.shutdown.is_some();
         for i in 0..self.svcs.len() {
-            if let Some(e) = self.svcs[i].tick(now, shutting_down) {
+            if let Some(e) = self.svcs[i].unit.tick(now, shutting_down) {
                 perform(e);
             }
         }
@@ -775,9 +770,7 @@ impl Supervisor {
                 Err(_) => break,
             }
         }
-        if s.state == State::Starting && s.ready_buf.split(|&b| b == b'\n').any(|l| l == b"READY") {
-            info!(service = %s.def.name, "ready");
-            s.state = State::Running;
+        if s.ready_buf.split(|&b| b == b'\n').any(|l| l == b"READY") && s.unit.ready() {
             s.ready_fd = None;
         }
     }
@@ -900,7 +893,7 @@ impl Supervisor {
             match old.iter().position(|s| s.def.name == def.name) {
                 Some(p) => {
                     let mut s = old.remove(p);
-                    s.def = def.clone();
+                    s.unit.def = def.clone();
                     svcs.push(s);
                 }
                 None => svcs.push(Svc::new(def.clone())),
