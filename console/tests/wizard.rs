@@ -71,6 +71,20 @@ impl Tmux {
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    /// The camera, microphone and speaker steps with their first device, then the SSH key
+    /// step (the key typed, or skipped).
+    fn devices_then_ssh_key(&self, key: Option<&str>) {
+        for step in ["Camera", "Microphone", "Speaker"] {
+            self.wait_for(step);
+            self.keys(&["Enter"]);
+        }
+        self.wait_for("SSH");
+        if let Some(k) = key {
+            self.type_text(k);
+        }
+        self.keys(&["Enter"]);
+    }
+
     fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args(["capture-pane", "-p", "-t", &self.session])
@@ -188,15 +202,7 @@ fn roster_join_through_a_real_terminal_writes_a_valid_config() {
     t.keys(&["C-u"]);
     t.type_text("08:00-20:00");
     t.keys(&["Enter"]);
-    t.wait_for("Camera");
-    t.keys(&["Enter"]);
-    t.wait_for("Microphone");
-    t.keys(&["Enter"]);
-    t.wait_for("Speaker");
-    t.keys(&["Enter"]);
-    t.wait_for("SSH");
-    t.type_text(SSH_KEY);
-    t.keys(&["Enter"]);
+    t.devices_then_ssh_key(Some(SSH_KEY));
     t.wait_for("Summary");
     assert!(
         !dir.join("window.toml").exists(),
@@ -246,14 +252,7 @@ fn founding_a_network_through_a_real_terminal_writes_a_self_signed_roster() {
     t.keys(&["Enter"]);
     t.wait_for("Open hours");
     t.keys(&["Enter"]);
-    t.wait_for("Camera");
-    t.keys(&["Enter"]);
-    t.wait_for("Microphone");
-    t.keys(&["Enter"]);
-    t.wait_for("Speaker");
-    t.keys(&["Enter"]);
-    t.wait_for("SSH");
-    t.keys(&["Enter"]);
+    t.devices_then_ssh_key(None);
     t.wait_for("a new network");
     t.keys(&["Enter"]);
     t.wait_for("Waiting for");

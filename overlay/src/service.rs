@@ -527,8 +527,7 @@ impl Overlay {
         let mut config = st.config.clone();
         config.roster = next.clone();
         // Validate the whole file as every window will read it.
-        let text = window::to_toml(&config);
-        window::parse(&self.opts.window, &text, Some(&st.key.public_key()))
+        window::validated_text(&self.opts.window, &config, Some(&st.key.public_key()))
             .map_err(|e| anyhow!("the new roster would not be valid: {e}"))?;
         save_pending(&self.opts.invitations, &st.pending)?;
         self.commit(&mut st, config).await?;
@@ -553,8 +552,7 @@ impl Overlay {
         let mut config = st.config.clone();
         let version = update.version;
         config.roster = update;
-        let text = window::to_toml(&config);
-        let config = window::parse(&self.opts.window, &text, Some(&st.key.public_key()))
+        window::validated_text(&self.opts.window, &config, Some(&st.key.public_key()))
             .map_err(|e| anyhow!("{e}"))?;
         self.commit(&mut st, config).await?;
         drop(st);
@@ -681,8 +679,8 @@ pub fn found(opts: &Options, name: &str, listen_port: u16) -> Result<()> {
         roster: roster::founded(me, &key),
         media: Default::default(),
     };
-    let text = window::to_toml(&config);
-    window::parse(&opts.window, &text, Some(&key.public_key())).map_err(|e| anyhow!("{e}"))?;
+    let text = window::validated_text(&opts.window, &config, Some(&key.public_key()))
+        .map_err(|e| anyhow!("{e}"))?;
     ewindow_io::write_atomically(&opts.window, text.as_bytes(), 0o644)?;
     tracing::info!(name, "founded a new network");
     Ok(())
@@ -773,8 +771,7 @@ pub async fn redeem(code: &str, ro: RedeemOptions) -> Result<(String, Vec<String
         roster,
         media: Default::default(),
     };
-    let text = window::to_toml(&config);
-    let config = window::parse(&opts.window, &text, Some(&key.public_key()))
+    let text = window::validated_text(&opts.window, &config, Some(&key.public_key()))
         .map_err(|e| anyhow!("the inviter's roster does not fit this window: {e}"))?;
     ewindow_io::write_atomically(&opts.window, text.as_bytes(), 0o644)?;
     let names = config

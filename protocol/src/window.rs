@@ -1077,6 +1077,18 @@ pub fn to_toml(config: &WindowConfig) -> String {
     out
 }
 
+/// The text of `config` as the window file `file`, checked as that file: it parses back
+/// (with `own_key`, when given). A config built in code is validated like one read from disk.
+pub fn validated_text(
+    file: &Path,
+    config: &WindowConfig,
+    own_key: Option<&PublicKey>,
+) -> Result<String, ConfigError> {
+    let text = to_toml(config);
+    parse(file, &text, own_key)?;
+    Ok(text)
+}
+
 /// A value as TOML text (our types always serialize: no maps with non-string keys, no
 /// values TOML cannot hold).
 fn toml_text<T: Serialize>(value: &T) -> String {

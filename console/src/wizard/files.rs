@@ -68,9 +68,7 @@ pub(super) fn roster_window(
 /// The text of the window file for `config`, validated as the file it becomes: it parses
 /// back (with `own_key` when given). The one serialization of provisioning.
 pub fn window_text(config: &WindowConfig, own_key: Option<&PublicKey>) -> Result<String, String> {
-    let text = window::to_toml(config);
-    window::parse(Path::new(WINDOW_TOML), &text, own_key).map_err(|e| e.to_string())?;
-    Ok(text)
+    window::validated_text(Path::new(WINDOW_TOML), config, own_key).map_err(|e| e.to_string())
 }
 
 /// The devices the phone uses: its `--video-source`, `--audio-source` and `--audio-sink`.
