@@ -532,9 +532,6 @@ async fn status_console(
     }
 }
 
-/// Longest line read from a control socket (a log reply is a few hundred lines).
-const MAX_LINE: usize = 1024 * 1024;
-
 /// One request, one reply line.
 async fn ask<Q: serde::Serialize, A: serde::de::DeserializeOwned>(
     path: &Path,
@@ -545,7 +542,7 @@ async fn ask<Q: serde::Serialize, A: serde::de::DeserializeOwned>(
     let mut r = BufReader::new(s);
     let answer = tokio::time::timeout(
         Duration::from_secs(5),
-        lines::read_line_async(&mut r, MAX_LINE),
+        lines::read_line_async(&mut r, lines::MAX_REPLY),
     )
     .await
     .map_err(|_| anyhow!("no answer"))??
@@ -569,7 +566,7 @@ async fn subscribe<Q: serde::Serialize>(path: &Path, req: &Q) -> Result<BufReade
 
 /// The next line of a subscription.
 async fn next_line(r: &mut BufReader<UnixStream>) -> std::io::Result<Option<String>> {
-    lines::read_line_async(r, MAX_LINE).await
+    lines::read_line_async(r, lines::MAX_REPLY).await
 }
 
 /// The line under the headline while the name of a window to invite is typed.

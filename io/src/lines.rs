@@ -6,6 +6,10 @@ use std::io::{self, BufRead, Read};
 
 use serde::Serialize;
 
+/// The longest line a client of a control socket reads (a reply with a few hundred log
+/// lines, a status with every service and member).
+pub const MAX_REPLY: usize = 1024 * 1024;
+
 /// `msg` as one line of JSON. Serializing our message types cannot fail (no maps with
 /// non-string keys); if one ever did, the line is `{}` and the reader sees an error there.
 pub fn encode<T: Serialize + ?Sized>(msg: &T) -> Vec<u8> {

@@ -16,9 +16,6 @@ use clap::{Parser, Subcommand};
 use ewindow_io::lines;
 use ewindow_protocol::init::{Event, ExitStatus, Reply, Request, Status};
 
-/// Longest line read from a control socket (a log reply is a few hundred lines).
-const MAX_LINE: usize = 1024 * 1024;
-
 #[derive(Parser)]
 #[command(name = "ewindowctl", version, about = "Maintain an Electronic Window")]
 struct Cli {
@@ -156,7 +153,7 @@ fn exchange<Q: serde::Serialize, A: serde::de::DeserializeOwned>(
         .map_err(reach)?;
     stream.write_all(&lines::encode(request)).map_err(reach)?;
     let mut reader = BufReader::new(stream);
-    let answer = lines::read_line(&mut reader, MAX_LINE)
+    let answer = lines::read_line(&mut reader, lines::MAX_REPLY)
         .map_err(reach)?
         .unwrap_or_default();
     let reply = serde_json::from_str(answer.trim())
@@ -328,7 +325,7 @@ fn follow(socket: &Path, json: bool) -> ExitCode {
     };
     let _ = reader.get_ref().set_read_timeout(None);
     loop {
-        match lines::read_line(&mut reader, MAX_LINE) {
+        match lines::read_line(&mut reader, lines::MAX_REPLY) {
             Ok(None) => return ExitCode::SUCCESS,
             Ok(Some(line)) => {
                 let text = if json {
@@ -503,7 +500,7 @@ fn logs(cli: &Cli, service: &Option<String>, follow: bool, lines: usize) -> Exit
     };
     let _ = reader.get_ref().set_read_timeout(None);
     loop {
-        match lines::read_line(&mut reader, MAX_LINE) {
+        match lines::read_line(&mut reader, lines::MAX_REPLY) {
             Ok(None) => return ExitCode::SUCCESS,
             Ok(Some(line)) => {
                 if let Ok(Event::Log(l)) = serde_json::from_str::<Event>(line.trim()) {
