@@ -40,8 +40,19 @@ pub fn parse_pcm(text: &str) -> (Vec<Device>, Vec<Device>) {
     (mics, speakers)
 }
 
-/// Video capture devices: `/dev/videoN` with the name from sysfs.
+/// Video capture devices: `/dev/videoN` with the name from sysfs; last, the test picture (a
+/// window without a camera still shows the others that it is alive: first when there is no
+/// camera at all).
 pub fn cameras() -> Vec<Device> {
+    let mut out = video_devices();
+    out.push(Device {
+        path: "test".into(),
+        name: "Test picture (no camera)".into(),
+    });
+    out
+}
+
+fn video_devices() -> Vec<Device> {
     let mut out = Vec::new();
     let Ok(dir) = std::fs::read_dir("/sys/class/video4linux") else {
         return out;

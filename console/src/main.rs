@@ -71,6 +71,10 @@ struct Cli {
     /// Where USB sticks are mounted (repeatable).
     #[arg(long = "usb-root", default_values = ["/media", "/run/media", "/mnt"])]
     usb_roots: Vec<PathBuf>,
+    /// Repaint the whole screen every this many seconds (0: only what changes). A serial
+    /// console shows ewindow-init's log between the screens; the repaint heals it.
+    #[arg(long, default_value_t = 0)]
+    repaint_s: u64,
 }
 
 /// Everything that wakes the console.
@@ -89,6 +93,8 @@ enum Msg {
     Rescan,
     Flash(String),
     Probe(wizard::Input),
+    /// Time for the whole screen again (`--repaint-s`).
+    Repaint,
 }
 
 fn main() -> ExitCode {
@@ -141,10 +147,29 @@ async fn run(cli: Cli, terminal: &mut ratatui::DefaultTerminal) -> Result<Exit> 
             }
         });
     }
+    if cli.repaint_s > 0 {
+        let (tx, every) = (tx.clone(), Duration::from_secs(cli.repaint_s));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if tx.send(Msg::Repaint).is_err() {
+                    break;
+                }
+            }
+        });
+    }
     if !cli.window.exists() && !first_boot(&cli, terminal, &tx, &mut rx).await? {
         return Ok(Exit::Quit);
     }
     status_console(&cli, terminal, &tx, &mut rx).await
+}
+
+/// The whole screen again at the next draw. Not `Terminal::clear`: that asks the terminal
+/// where its cursor is, and a serial line with nobody on it never answers.
+fn repaint(terminal: &mut ratatui::DefaultTerminal) -> Result<()> {
+    let size = terminal.size()?;
+    terminal.resize(ratatui::layout::Rect::new(0, 0, size.width, size.height))?;
+    Ok(())
 }
 
 // ----- first boot ------------------------------------------------------------------------
@@ -245,6 +270,10 @@ async fn first_boot(
             }
             Msg::Flash(_) if done => return Ok(true),
             Msg::Probe(input) => wiz.handle(input),
+            Msg::Repaint => {
+                repaint(terminal)?;
+                Vec::new()
+            }
             _ => Vec::new(),
         };
         for a in actions {
@@ -527,6 +556,7 @@ async fn status_console(
                 model::invitation_made(&mut m, &name, code, expires)
             }
             Msg::Flash(text) => m.message = Some(text),
+            Msg::Repaint => repaint(terminal)?,
             Msg::Outcome(_) | Msg::Rescan | Msg::Probe(_) => {}
         }
     }

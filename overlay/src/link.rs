@@ -12,7 +12,9 @@ use ewindow_protocol::window::{OVERLAY_V6_PREFIX, OVERLAY_V6_PREFIX_LEN};
 
 /// The address a newcomer on the same LAN can reach this window at, when none is configured:
 /// of this machine's addresses, the first IPv4 one that is not loopback, link-local or in
-/// the overlay, else such an IPv6 one (not unique-local overlay, not link-local). Pure.
+/// the overlay, else such an IPv6 one (not unique-local overlay, not link-local), else an
+/// IPv4 link-local one (169.254/16: the `linklocal` service's, on a LAN without DHCP or a
+/// cable between two windows; IPv6 link-local ones would need a scope). Pure.
 pub fn lan_endpoint(addrs: &[IpAddr], port: u16) -> Option<std::net::SocketAddr> {
     let v4 = addrs.iter().find(|a| match a {
         IpAddr::V4(v) => {
@@ -34,7 +36,14 @@ pub fn lan_endpoint(addrs: &[IpAddr], port: u16) -> Option<std::net::SocketAddr>
             IpAddr::V4(_) => false,
         })
     };
-    v4.or_else(v6).map(|a| std::net::SocketAddr::new(*a, port))
+    let v4_link_local = || {
+        addrs
+            .iter()
+            .find(|a| matches!(a, IpAddr::V4(v) if v.is_link_local()))
+    };
+    v4.or_else(v6)
+        .or_else(v4_link_local)
+        .map(|a| std::net::SocketAddr::new(*a, port))
 }
 
 /// This machine's interface addresses.
@@ -154,6 +163,11 @@ mod tests {
             Some("[2001:db8::5]:51820".parse().unwrap()),
             "IPv6 when there is no IPv4 one"
         );
-        assert_eq!(lan_endpoint(&addrs[..6], 51820), None);
+        assert_eq!(
+            lan_endpoint(&addrs[..6], 51820),
+            Some("169.254.3.3:51820".parse().unwrap()),
+            "IPv4 link-local as the last resort"
+        );
+        assert_eq!(lan_endpoint(&addrs[..5], 51820), None);
     }
 }

@@ -678,6 +678,7 @@ pub fn found(opts: &Options, name: &str, listen_port: u16) -> Result<()> {
         presence_interval_s: window::DEFAULT_PRESENCE_INTERVAL_S,
         roster: roster::founded(me, &key),
         media: Default::default(),
+        button: Default::default(),
     };
     let text = window::validated_text(&opts.window, &config, Some(&key.public_key()))
         .map_err(|e| anyhow!("{e}"))?;
@@ -770,6 +771,7 @@ pub async fn redeem(code: &str, ro: RedeemOptions) -> Result<(String, Vec<String
         presence_interval_s: window::DEFAULT_PRESENCE_INTERVAL_S,
         roster,
         media: Default::default(),
+        button: Default::default(),
     };
     let text = window::validated_text(&opts.window, &config, Some(&key.public_key()))
         .map_err(|e| anyhow!("the inviter's roster does not fit this window: {e}"))?;

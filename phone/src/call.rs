@@ -156,6 +156,7 @@ fn media_configs(
             threads: cfg.video.threads,
             source: cfg.video.source.clone(),
             sink: cfg.video.sink,
+            snapshots: cfg.video.snapshots.clone(),
             keyframe_requests: v.pli || v.fir,
             h264_single_nal: v.codec == sdp::VideoCodec::H264
                 && sdp::h264_single_nal(v.fmtp.as_deref()),

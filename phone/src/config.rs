@@ -49,6 +49,10 @@ pub struct CommonArgs {
     /// Video sink: null (decoded and counted), auto (a desktop window), kms (fullscreen).
     #[arg(long, default_value = "null")]
     pub video_sink: VideoSink,
+    /// Also keep the received picture, once a second, as DIR/frame-NNNNN.png (160 pixels
+    /// wide, the last 60): what the window shows, for a contact sheet (`cargo xtask demo`).
+    #[arg(long, value_name = "DIR")]
+    pub snapshots: Option<PathBuf>,
     /// Picture size we send.
     #[arg(long, default_value = "640x480", value_parser = parse_size)]
     pub video_size: (u32, u32),
@@ -154,6 +158,8 @@ pub struct VideoSettings {
     pub source: VideoSource,
     /// Where the peer's picture goes.
     pub sink: VideoSink,
+    /// Where a PNG of the peer's picture goes once a second, if anywhere.
+    pub snapshots: Option<PathBuf>,
     /// Picture size we send.
     pub size: (u32, u32),
     /// Frames per second we send.
@@ -211,6 +217,7 @@ impl From<CommonArgs> for CallConfig {
                 codecs: a.video_codecs.0,
                 source: a.video_source,
                 sink: a.video_sink,
+                snapshots: a.snapshots,
                 size: a.video_size,
                 fps: a.video_fps,
                 kbps: a.video_kbps,

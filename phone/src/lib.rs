@@ -9,9 +9,11 @@
 //! window's command vocabulary); `config` is read by all of them.
 
 pub mod board;
+pub mod button;
 pub mod call;
 pub mod config;
 pub mod control;
+pub mod input;
 pub mod media;
 pub mod members;
 pub mod netdev;

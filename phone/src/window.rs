@@ -110,6 +110,12 @@ pub async fn run(
 
     let (cmd_tx, mut commands) = mpsc::channel::<Command>(16);
     let (status_tx, status_rx) = watch::channel(PhoneStatus::default());
+    // the button says what the control socket says: next, curtain
+    crate::input::spawn(
+        &members.config().button,
+        Path::new(crate::input::INPUT_DIR),
+        cmd_tx.clone(),
+    )?;
     if let Some(path) = control_path {
         control::serve(
             path,

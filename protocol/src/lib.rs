@@ -8,6 +8,7 @@
 //! secrets, and the only logic is what every process must compute the same way — validating `window.toml`,
 //! overlay addresses, the bytes a roster signature covers.
 
+pub mod button;
 pub mod config;
 pub mod init;
 pub mod invite;

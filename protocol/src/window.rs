@@ -56,6 +56,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
+pub use crate::button::Button;
+use crate::button::RawButton;
 use crate::config::line_of;
 pub use crate::config::ConfigError;
 use toml::Spanned;
@@ -581,6 +583,8 @@ pub struct WindowConfig {
     pub roster: Roster,
     /// The devices this window uses (the first-boot wizard picks them).
     pub media: Media,
+    /// The window's button (`[button]`; absent: [`Button::default`]).
+    pub button: Button,
 }
 
 /// `[media]`: the window's camera, microphone and speaker, as `ewindow-phone` takes them
@@ -639,6 +643,7 @@ struct RawFile {
     member: Vec<Spanned<RawMember>>,
     #[serde(default)]
     media: Media,
+    button: Option<RawButton>,
 }
 
 #[derive(Deserialize)]
@@ -702,6 +707,9 @@ pub fn parse(
         signature,
     } = cx.roster_header(raw.roster)?;
     let m = cx.members(raw.member)?;
+    let button = crate::button::validate(raw.button, |span, key, message| {
+        cx.invalid(span, key, message)
+    })?;
     // Cross references.
     let Some(&own) = m.by_name.get(&w.name) else {
         return Err(cx.invalid(
@@ -773,6 +781,7 @@ pub fn parse(
             members: m.members,
         },
         media: raw.media,
+        button,
     })
 }
 
@@ -1048,6 +1057,8 @@ pub fn to_toml(config: &WindowConfig) -> String {
         window: WindowOut<'a>,
         #[serde(skip_serializing_if = "is_default_media")]
         media: &'a Media,
+        #[serde(skip_serializing_if = "is_default_button")]
+        button: &'a Button,
     }
     #[derive(Serialize)]
     struct WindowOut<'a> {
@@ -1061,6 +1072,9 @@ pub fn to_toml(config: &WindowConfig) -> String {
     fn is_default_media(m: &&Media) -> bool {
         **m == Media::default()
     }
+    fn is_default_button(b: &&Button) -> bool {
+        **b == Button::default()
+    }
     let file = File {
         window: WindowOut {
             name: &config.name,
@@ -1070,6 +1084,7 @@ pub fn to_toml(config: &WindowConfig) -> String {
             presence_interval_s: config.presence_interval_s,
         },
         media: &config.media,
+        button: &config.button,
     };
     let mut out = toml_text(&file);
     out.push('\n');
@@ -2107,6 +2122,59 @@ public_key = "{k3}"
         let bad = format!("{}\n[media]\nwebcam = \"x\"\n", minimal(""));
         let e = err(&bad);
         assert!(e.contains("webcam"), "{e}");
+    }
+
+    #[test]
+    fn the_button_table_round_trips_and_names_what_is_wrong() {
+        let c = ok(&minimal(""));
+        assert_eq!(c.button, Button::default());
+        assert!(
+            !to_toml(&c).contains("[button]"),
+            "the default is not written"
+        );
+        let text = format!(
+            "{}\n[button]\nkey = \"BTN_0\"\ndevices = [\"/dev/input/event3\", \"Foot Switch\"]\nlong_press_ms = 2000\ndebounce_ms = 10\n",
+            minimal("")
+        );
+        let c = ok(&text);
+        assert_eq!(c.button.key(), Some("BTN_0"));
+        assert_eq!(c.button.devices.len(), 2);
+        assert_eq!((c.button.long_press_ms, c.button.debounce_ms), (2000, 10));
+        assert_eq!(parse(Path::new("w"), &to_toml(&c), None).unwrap(), c);
+        let off = ok(&format!("{}\n[button]\nkey = \"none\"\n", minimal("")));
+        assert_eq!(off.button.key(), None);
+        assert_eq!(parse(Path::new("w"), &to_toml(&off), None).unwrap(), off);
+        let line = minimal("").lines().count() + 3;
+        for (table, key, words) in [
+            ("key = \"space\"", "button.key", "not a Linux key name"),
+            ("key = 57", "button.key", "string"),
+            (
+                "long_press_ms = 100",
+                "button.long_press_ms",
+                "from 300 to 10000",
+            ),
+            ("long_press_ms = -1", "button.long_press_ms", "out of range"),
+            ("debounce_ms = 500", "button.debounce_ms", "from 0 to 200"),
+            (
+                "long_press_ms = 300\ndebounce_ms = 200",
+                "button.long_press_ms",
+                "twice the debounce",
+            ),
+            ("devices = [\"\"]", "button.devices[0]", "is empty"),
+            (
+                "devices = [\"/etc/passwd\"]",
+                "button.devices[0]",
+                "outside /dev",
+            ),
+            ("presses = 2", "presses", "unknown field"),
+        ] {
+            let e = err(&format!("{}\n[button]\n{table}\n", minimal("")));
+            assert!(e.contains(key) && e.contains(words), "{table}: {e}");
+            assert!(
+                e.contains(&format!(":{line}")),
+                "{table}: the line of the table's key: {e}"
+            );
+        }
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub const RUNTIME: &[&str] = &[
     "gstreamer1.0-libav",
 ];
 
+/// What the demo adds to the runtime: its two windows' WireGuard (in userspace) and their
+/// network namespaces.
+pub const DEMO: &[&str] = &["wireguard-go", "iproute2"];
+
 /// The runtime plus the real peers the tests and benchmarks talk to (the image's tools are
 /// [`IMAGE`]).
 pub const ALL: &[&str] = &[
@@ -74,6 +78,8 @@ pub const IMAGE: &[&str] = &[
     // Debian's cross toolchain), busybox's applet list run under user-mode emulation
     "gcc-aarch64-linux-gnu",
     "qemu-user",
+    // the Pi's GPIO button, added to its device trees (fdtget, fdtput)
+    "device-tree-compiler",
     // booting them: QEMU with UEFI firmware, QEMU's raspi3b; the boot test's SSH client and
     // keys
     "qemu-system-x86",

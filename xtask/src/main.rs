@@ -6,6 +6,7 @@ mod demo;
 mod flash;
 mod image;
 mod imagegst;
+mod pair;
 mod proc;
 mod qemu;
 mod tidy;
@@ -28,17 +29,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Two phones on loopback call each other with test sources and print live statistics.
+    /// Two windows, each in a network namespace on one LAN, are set up from nothing (found,
+    /// invite, redeem) and open to each other by themselves; live statistics, then a PNG
+    /// contact sheet of what each received (needs root).
     Demo {
-        /// Seconds the call lasts.
+        /// Seconds the window stays open.
         #[arg(long, default_value_t = 10)]
         duration: u32,
         /// Audio codecs to offer, in preference order.
         #[arg(long, default_value = "opus")]
         codecs: String,
-        /// SIP transport.
-        #[arg(long, default_value = "udp")]
-        transport: String,
     },
     /// Install missing Debian packages, then fmt check, clippy -D warnings, every test, and
     /// the image: built twice and compared byte for byte, then booted under QEMU.
@@ -73,6 +73,10 @@ enum Cmd {
         /// image's own GStreamer.
         #[arg(long)]
         test: bool,
+        /// Two copies of the PC image on one virtual LAN (with --test: both first runs
+        /// through the serial consoles, the window opening, the button, a reboot).
+        #[arg(long)]
+        pair: bool,
     },
     /// The house rules the compiler does not check: every module in docs/architecture.md,
     /// no allow(dead_code) outside tests, no file over 1,500 lines of non-test code.
@@ -96,13 +100,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Demo {
-            duration,
-            codecs,
-            transport,
-        } => {
-            debian::ensure(debian::RUNTIME)?;
-            demo::run(duration, &codecs, &transport)
+        Cmd::Demo { duration, codecs } => {
+            debian::ensure(&[debian::RUNTIME, debian::DEMO].concat())?;
+            demo::run(duration, &codecs)
         }
         Cmd::Test { no_image, args } => test(&args, !no_image),
         Cmd::Deps => debian::ensure(&[debian::ALL, debian::IMAGE].concat()),
@@ -119,8 +119,19 @@ fn run(cli: Cli) -> Result<()> {
             image,
             headless,
             test,
+            pair,
         } => {
             debian::ensure(debian::IMAGE)?;
+            if pair {
+                if target != "qemu-x86_64" || image.is_some() {
+                    anyhow::bail!("--pair boots two copies of the PC image (qemu-x86_64)");
+                }
+                return if test {
+                    pair::test().map(|f| f.print())
+                } else {
+                    pair::interactive(headless)
+                };
+            }
             if test {
                 qemu::boot_test(&target, true)?;
                 imagegst::h264_check(&target)
@@ -187,6 +198,11 @@ fn test(extra: &[String], with_image: bool) -> Result<()> {
         let r = image::run(image::ImageArgs::reproducibility_check(target))
             .and_then(|()| qemu::boot_test(target, false).map(|_| ()))
             .and_then(|()| imagegst::h264_check(target))
+            // two windows from the PC image: the first run, the button, a reboot
+            .and_then(|()| match *target {
+                "qemu-x86_64" => pair::test().map(|f| f.print()),
+                _ => Ok(()),
+            })
             .with_context(|| format!("the {target} image"));
         if let Err(e) = r {
             eprintln!("xtask: {e:#}");

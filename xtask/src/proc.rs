@@ -60,25 +60,6 @@ pub fn spawn(name: &str, mut cmd: Command, echo: bool) -> Result<Running> {
 }
 
 impl Running {
-    /// Waits until an output line contains `needle`, returning that line.
-    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                bail!("timed out after {timeout:?} waiting for `{needle}`");
-            }
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return Ok(line),
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    bail!("process ended before printing `{needle}`")
-                }
-            }
-        }
-    }
-
     /// The next output line, waiting at most `timeout`.
     pub fn next_line(&mut self, timeout: Duration) -> Result<String> {
         match self.lines.recv_timeout(timeout) {

@@ -144,17 +144,38 @@ pub fn image_path(target: &str) -> PathBuf {
         .join(format!("ewindow-{target}.img"))
 }
 
+/// The network a machine is on.
+pub enum Net {
+    /// QEMU's user networking (a router with DHCP at 10.0.2.2), the guest's SSH forwarded
+    /// from this loopback port.
+    User { ssh_port: u16 },
+    /// A tap device that exists already (the pair's LAN, in its network namespace), with
+    /// this MAC address.
+    Tap { ifname: String, mac: String },
+}
+
 /// The QEMU command for `disk` (a copy: the Pi's is padded, its boot files copied out beside
-/// it; the PC's UEFI variables are kept beside it).
-fn command(
+/// it; the PC's UEFI variables are kept beside it). The serial console on QEMU's stdio, or
+/// with `serial` on that Unix socket (QEMU waits for the connection before it starts).
+pub fn command(
     machine: &Machine,
     disk: &Path,
     monitor: Option<&Path>,
     headless: bool,
-    ssh_port: u16,
+    net: &Net,
+    serial: Option<&Path>,
 ) -> Result<Command> {
     let dir = disk.parent().context("disk path")?;
-    let net = format!("user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22");
+    let (net, mac) = match net {
+        Net::User { ssh_port } => (
+            format!("user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"),
+            None,
+        ),
+        Net::Tap { ifname, mac } => (
+            format!("tap,id=n0,ifname={ifname},script=no,downscript=no"),
+            Some(mac.as_str()),
+        ),
+    };
     let mut c = match machine {
         Machine::Pc => {
             let vars = dir.join("vars.fd");
@@ -175,7 +196,11 @@ fn command(
                 .args(["-device", "i6300esb"])
                 .arg("-netdev")
                 .arg(&net)
-                .args(["-device", "virtio-net-pci,netdev=n0"]);
+                .arg("-device")
+                .arg(match mac {
+                    Some(m) => format!("virtio-net-pci,netdev=n0,mac={m}"),
+                    None => "virtio-net-pci,netdev=n0".into(),
+                });
             c
         }
         Machine::Raspi3b { dtb } => {
@@ -214,7 +239,20 @@ fn command(
         c.arg("-monitor")
             .arg(format!("unix:{},server,nowait", m.display()));
     }
-    if headless {
+    if let Some(sock) = serial {
+        c.arg("-chardev")
+            .arg(format!(
+                "socket,id=serial0,path={},server=on,wait=on",
+                sock.display()
+            ))
+            .args(["-serial", "chardev:serial0"]);
+        if headless {
+            c.args(["-display", "none"]);
+        }
+        if monitor.is_none() {
+            c.args(["-monitor", "none"]);
+        }
+    } else if headless {
         c.args(["-display", "none", "-serial", "stdio"]);
         if monitor.is_none() {
             c.args(["-monitor", "none"]);
@@ -273,7 +311,14 @@ pub fn interactive(target: &str, image: Option<PathBuf>, headless: bool) -> Resu
             img.display()
         );
     }
-    let mut c = command(&machine, &disk, None, false, 2222)?;
+    let mut c = command(
+        &machine,
+        &disk,
+        None,
+        false,
+        &Net::User { ssh_port: 2222 },
+        None,
+    )?;
     if headless {
         c.args(["-display", "none"]);
     }
@@ -314,7 +359,14 @@ impl Boot {
         let ssh_port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let c = command(machine, disk, Some(&monitor), true, ssh_port)?;
+        let c = command(
+            machine,
+            disk,
+            Some(&monitor),
+            true,
+            &Net::User { ssh_port },
+            None,
+        )?;
         let run = proc::spawn("qemu", c, echo)?;
         Ok(Boot {
             run,
@@ -388,9 +440,21 @@ impl Boot {
     /// Sends Ctrl-Alt-Del (ewindow-init: an orderly shutdown, then reboot(2), which
     /// `-no-reboot` makes QEMU's exit) and waits for QEMU to end.
     pub fn ctrl_alt_del(&mut self, timeout: Duration) -> Result<()> {
-        let mut m = UnixStream::connect(&self.monitor).context("QEMU's monitor socket")?;
-        m.write_all(b"sendkey ctrl-alt-delete\n")?;
+        self.sendkey("ctrl-alt-delete", None)?;
         self.wait_exit(timeout)
+    }
+
+    /// Presses `key` (QEMU's names: `spc`, `ret`, `ctrl-alt-delete`) on the guest's keyboard
+    /// through the monitor, held `hold_ms` (QEMU's default: 100 ms); returns once QEMU took
+    /// the command (the release comes `hold_ms` later).
+    pub fn sendkey(&mut self, key: &str, hold_ms: Option<u32>) -> Result<()> {
+        let mut m = UnixStream::connect(&self.monitor).context("QEMU's monitor socket")?;
+        let line = match hold_ms {
+            Some(ms) => format!("sendkey {key} {ms}\n"),
+            None => format!("sendkey {key}\n"),
+        };
+        m.write_all(line.as_bytes())?;
+        Ok(())
     }
 
     /// Waits for QEMU to exit by itself (the guest powered off or rebooted), reading the
@@ -487,7 +551,7 @@ pub fn put_data(disk: &Path, part: &Path) -> Result<()> {
 }
 
 /// `cp --sparse=always`.
-fn sparse_copy(from: &Path, to: &Path) -> Result<()> {
+pub fn sparse_copy(from: &Path, to: &Path) -> Result<()> {
     tool(Command::new("cp").arg("--sparse=always").arg(from).arg(to))
 }
 
@@ -645,26 +709,8 @@ pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
     // a maintainer's SSH key, as the wizard would have written it
     let member = dir.join("member.key");
     let stranger = dir.join("stranger.key");
-    for k in [&member, &stranger] {
-        let st = Command::new("dropbearkey")
-            .args(["-t", "ed25519", "-f"])
-            .arg(k)
-            .output()
-            .context("dropbearkey (apt-get install dropbear-bin)")?;
-        if !st.status.success() {
-            bail!("dropbearkey failed");
-        }
-    }
-    let public = Command::new("dropbearkey")
-        .arg("-y")
-        .arg("-f")
-        .arg(&member)
-        .output()?;
-    let line = String::from_utf8_lossy(&public.stdout)
-        .lines()
-        .find(|l| l.starts_with("ssh-"))
-        .context("no public key from dropbearkey -y")?
-        .to_string();
+    let line = ssh_key(&member)?;
+    ssh_key(&stranger)?;
     let keys = dir.join("authorized_keys");
     fs::write(&keys, format!("{line}\n"))?;
     fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
@@ -717,7 +763,7 @@ pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
         .filter(|s| s["state"] != "running")
         .map(|s| format!("{} {}", s["name"], s["state"]))
         .collect();
-    if services.len() != 7 || !not_running.is_empty() {
+    if services.len() != 8 || !not_running.is_empty() {
         bail!(
             "ewindowctl status over SSH: {} services, not running: {not_running:?}",
             services.len()
@@ -746,6 +792,7 @@ pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
     if ssh(b.ssh_port, &stranger, "true").is_ok() {
         bail!("SSH let in a key that is not in authorized_keys");
     }
+    button_closes_the_curtain(&mut b, &machine, &member)?;
     // power off the way a maintainer does: ewindowctl over SSH (the connection ends with
     // the sshd service, so its result is not the verdict: the guest's power-down is)
     let _ = ssh(b.ssh_port, &member, "ewindowctl poweroff");
@@ -767,15 +814,108 @@ pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
     })
 }
 
+/// The window's button on the image: the phone reads the keyboard QEMU gives the guest (on
+/// a Pi also the device tree's GPIO button, `ewindow-button`: QEMU cannot press it, but the
+/// kernel must have made it an input device), and a long press of the default key closes
+/// the curtain, a second one opens it. On a Pi, rppal's `/dev/gpiomem` is checked absent:
+/// Debian's kernel has no such device, which is why the button goes through `gpio-keys`.
+fn button_closes_the_curtain(b: &mut Boot, machine: &Machine, member: &Path) -> Result<()> {
+    let limit = Duration::from_secs(60);
+    b.wait_for("button: reading /dev/input/event", limit)?;
+    if let Machine::Raspi3b { .. } = machine {
+        if !b.log.iter().any(|(_, l)| l.contains("(ewindow-button)")) {
+            b.wait_for("(ewindow-button)", limit)
+                .context("the GPIO button of the device tree is no input device")?;
+        }
+        let gpiomem = ssh(
+            b.ssh_port,
+            member,
+            "ls /dev/gpiomem /dev/gpiochip0 2>&1; true",
+        )?;
+        if !gpiomem.contains("/dev/gpiomem: No such file") || gpiomem.contains("chip0: No") {
+            bail!("expected no /dev/gpiomem and a /dev/gpiochip0 on Debian's kernel: {gpiomem}");
+        }
+    }
+    let curtain = |b: &mut Boot| -> Result<bool> {
+        let st = ssh(b.ssh_port, member, "ewindowctl status --json")?;
+        let v: serde_json::Value = serde_json::from_str(&st)?;
+        v["window"]["curtain"]
+            .as_bool()
+            .with_context(|| format!("no window.curtain in ewindowctl status --json: {st}"))
+    };
+    for want in [true, false] {
+        b.sendkey("spc", Some(2000))?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            if curtain(b)? == want {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "a long press of the button did not {} the curtain\n{}",
+                    if want { "close" } else { "open" },
+                    b.tail(20)
+                );
+            }
+        }
+    }
+    eprintln!("boot test: the button (a 2 s press of space) closed and opened the curtain");
+    Ok(())
+}
+
+/// Makes a maintainer's SSH key at `path` (dropbear's format, for `dbclient -i`); its public
+/// line, as a person pastes it into the wizard or `authorized_keys`.
+pub fn ssh_key(path: &Path) -> Result<String> {
+    let _ = fs::remove_file(path);
+    let st = Command::new("dropbearkey")
+        .args(["-t", "ed25519", "-f"])
+        .arg(path)
+        .output()
+        .context("dropbearkey (apt-get install dropbear-bin)")?;
+    if !st.status.success() {
+        bail!("dropbearkey failed");
+    }
+    let public = Command::new("dropbearkey")
+        .arg("-y")
+        .arg("-f")
+        .arg(path)
+        .output()?;
+    Ok(String::from_utf8_lossy(&public.stdout)
+        .lines()
+        .find(|l| l.starts_with("ssh-"))
+        .context("no public key from dropbearkey -y")?
+        .to_string())
+}
+
 /// Runs `command` on the guest over SSH (dropbear's client; the guest's host key is made on
 /// the device, so it cannot be known beforehand: not checked); its stdout.
 fn ssh(port: u16, key: &Path, command: &str) -> Result<String> {
-    let out = Command::new("timeout")
+    ssh_at(None, "127.0.0.1", port, key, command)
+}
+
+/// [`ssh`] to `host` (inside the network namespace `netns`, when given).
+pub fn ssh_at(
+    netns: Option<&str>,
+    host: &str,
+    port: u16,
+    key: &Path,
+    command: &str,
+) -> Result<String> {
+    let mut c = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "timeout"]);
+            c
+        }
+        None => Command::new("timeout"),
+    };
+    let out = c
         .arg("60")
         .arg("dbclient")
         .args(["-y", "-y", "-i"])
         .arg(key)
-        .args(["-p", &port.to_string(), "root@127.0.0.1", command])
+        .args(["-p", &port.to_string(), &format!("root@{host}"), command])
         .stdin(std::process::Stdio::null())
         .output()
         .context("running dbclient")?;

@@ -34,9 +34,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Every service's state, pid, restarts, last exit and uptime.
+    /// Every service's state, pid, restarts, last exit and uptime; the window's state.
     Status {
-        /// Machine-readable output (the reply's `status` object).
+        /// Machine-readable output (init's `status` object, with the phone's status of the
+        /// window as `window` when the phone answers).
         #[arg(long)]
         json: bool,
     },
@@ -621,8 +622,19 @@ fn main() -> ExitCode {
     match ask(&cli.control, &request) {
         Ok(reply) => {
             if let (Cmd::Status { json }, Some(status)) = (&cli.cmd, &reply.status) {
+                use ewindow_protocol::phone::{Reply as PReply, Request as PRequest};
+                // The window itself, when the phone is there.
+                let window =
+                    ask_json::<_, PReply>(&cli.phone_control, "ewindow-phone", &PRequest::Status)
+                        .ok()
+                        .and_then(|r| r.status);
                 if *json {
-                    match serde_json::to_string_pretty(status) {
+                    // init's status, and the window's as `window` (absent without a phone)
+                    let mut v = serde_json::to_value(status).unwrap_or_default();
+                    if let (Some(map), Some(w)) = (v.as_object_mut(), &window) {
+                        map.insert("window".into(), serde_json::to_value(w).unwrap_or_default());
+                    }
+                    match serde_json::to_string_pretty(&v) {
                         Ok(text) => println!("{text}"),
                         Err(e) => {
                             eprintln!("ewindowctl: {e}");
@@ -631,16 +643,8 @@ fn main() -> ExitCode {
                     }
                 } else {
                     print!("{}", render(status));
-                    // The window itself, when the phone is there.
-                    use ewindow_protocol::phone::{Reply as PReply, Request as PRequest};
-                    if let Ok(r) = ask_json::<_, PReply>(
-                        &cli.phone_control,
-                        "ewindow-phone",
-                        &PRequest::Status,
-                    ) {
-                        if let Some(st) = r.status {
-                            println!("{}", window_line(&st));
-                        }
+                    if let Some(st) = &window {
+                        println!("{}", window_line(st));
                     }
                 }
             }

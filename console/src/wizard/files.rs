@@ -62,6 +62,7 @@ pub(super) fn roster_window(
         presence_interval_s: window::DEFAULT_PRESENCE_INTERVAL_S,
         roster,
         media: Default::default(),
+        button: Default::default(),
     })
 }
 

@@ -594,6 +594,7 @@ fn patching_the_redeemed_window_file() {
         presence_interval_s: 10,
         roster: roster(),
         media: Default::default(),
+        button: Default::default(),
     };
     let redeemed = window::to_toml(&config);
     let hours: OpenHours = "22:00-06:00".parse().unwrap();

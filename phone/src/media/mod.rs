@@ -129,6 +129,8 @@ pub struct VideoStreamConfig {
     pub source: VideoSource,
     /// Sink of received video.
     pub sink: VideoSink,
+    /// A PNG of the received picture once a second into this directory.
+    pub snapshots: Option<std::path::PathBuf>,
     /// Whether the peer takes RTCP PLI / FIR keyframe requests from us.
     pub keyframe_requests: bool,
     /// H.264 packetization mode 0: every NAL unit must fit one RTP packet.
@@ -399,9 +401,28 @@ impl MediaSession {
             None => None,
         };
 
-        pipeline
-            .set_state(gst::State::Playing)
-            .context("starting the media pipeline")?;
+        if let Err(e) = pipeline.set_state(gst::State::Playing) {
+            // The element that failed says why on the bus.
+            let why = pipeline
+                .bus()
+                .and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error]))
+                .and_then(|msg| match msg.view() {
+                    gst::MessageView::Error(err) => Some(format!(
+                        "{}: {} ({})",
+                        err.src()
+                            .map(|s| s.path_string().to_string())
+                            .unwrap_or_default(),
+                        err.error(),
+                        err.debug().map(|d| d.to_string()).unwrap_or_default()
+                    )),
+                    _ => None,
+                });
+            let _ = pipeline.set_state(gst::State::Null);
+            match why {
+                Some(why) => bail!("starting the media pipeline: {e}: {why}"),
+                None => bail!("starting the media pipeline: {e}"),
+            }
+        }
         Ok(MediaSession {
             pipeline,
             rtpbin,

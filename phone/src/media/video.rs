@@ -451,6 +451,41 @@ pub fn add_sender(
     Ok(player)
 }
 
+/// A leaky queue, one frame a second, 160 pixels wide, PNG, the last 60 files in `dir`.
+fn snapshot_branch(dir: &std::path::Path) -> Result<Vec<gst::Element>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let location = dir.join("frame-%05d.png");
+    Ok(vec![
+        gst::ElementFactory::make("queue")
+            .property_from_str("leaky", "downstream")
+            .property("max-size-buffers", 2u32)
+            .build()?,
+        gst::ElementFactory::make("videorate")
+            .property("drop-only", true)
+            .build()?,
+        capsfilter(
+            gst::Caps::builder("video/x-raw")
+                .field("framerate", gst::Fraction::new(1, 1))
+                .build(),
+        )?,
+        make("videoconvert")?,
+        make("videoscale")?,
+        capsfilter(
+            gst::Caps::builder("video/x-raw")
+                .field("width", 160i32)
+                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                .build(),
+        )?,
+        make("pngenc")?,
+        gst::ElementFactory::make("multifilesink")
+            .property("location", location.to_string_lossy().as_ref())
+            .property("max-files", 60u32)
+            .property("sync", false)
+            .property("async", false)
+            .build()?,
+    ])
+}
+
 /// Depayloader → decoder → sink; returns the depayloader's sink pad.
 pub fn add_receiver(
     pipeline: &gst::Pipeline,
@@ -461,6 +496,16 @@ pub fn add_receiver(
     let mut chain = depayloader_and_decoder(cfg)?;
     let depay = chain[0].clone();
     let dec = chain[chain.len() - 1].clone();
+    if let Some(dir) = &cfg.snapshots {
+        // decoder → tee → queue → the sink, and tee → the snapshots
+        let tee = make("tee")?;
+        chain.push(tee.clone());
+        let snap = snapshot_branch(dir)?;
+        pipeline.add_many(&snap)?;
+        gst::Element::link_many(&snap)?;
+        tee.link(&snap[0])?;
+        chain.push(make("queue")?);
+    }
     match cfg.sink {
         VideoSink::Null => chain.push(
             gst::ElementFactory::make("fakesink")

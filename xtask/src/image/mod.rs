@@ -617,6 +617,7 @@ fn boot_files(
         Boot::Raspi {
             firmware,
             dtbs,
+            button,
             config,
         } => {
             let fw = pkg(&firmware.package)?;
@@ -636,7 +637,15 @@ fn boot_files(
                 if !src.is_file() {
                     bail!("the kernel package {} ships no {d}", kernel.name);
                 }
-                files.push((base(d), src));
+                match button {
+                    Some(b) => {
+                        let out = work.join(base(d));
+                        fs::copy(&src, &out)?;
+                        add_gpio_button(&out, b)?;
+                        files.push((base(d), out));
+                    }
+                    None => files.push((base(d), src)),
+                }
             }
             let config_txt = work.join("config.txt");
             fs::write(&config_txt, config.trim_start())?;
@@ -649,6 +658,53 @@ fn boot_files(
             Ok(files)
         }
     }
+}
+
+/// Adds the window's GPIO button to a device tree: a `gpio-keys` node at the root, one key
+/// on `button.gpio` of `button.controller`, active low with the pull-up on (flags 1 | 16),
+/// sending the window's default button key. With `fdtput` (device-tree-compiler): Debian's
+/// device trees have no `__symbols__`, so an overlay could not name the controller.
+fn add_gpio_button(dtb: &Path, button: &target::GpioButton) -> Result<()> {
+    let run = |args: &[&str]| -> Result<String> {
+        let out = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .with_context(|| {
+                format!("running {} (apt-get install device-tree-compiler)", args[0])
+            })?;
+        if !out.status.success() {
+            bail!(
+                "{} on {}: {}",
+                args.join(" "),
+                dtb.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let f = dtb.to_str().context("device tree path")?;
+    let phandle = run(&["fdtget", "-t", "u", f, &button.controller, "phandle"])?;
+    let node = format!("/{}", target::GPIO_BUTTON_NAME);
+    let key = format!("{node}/button");
+    let gpio = button.gpio.to_string();
+    let code = ewindow_protocol::button::DEFAULT_KEY_CODE.to_string();
+    run(&["fdtput", "-c", f, &node])?;
+    run(&["fdtput", "-t", "s", f, &node, "compatible", "gpio-keys"])?;
+    run(&[
+        "fdtput",
+        "-t",
+        "s",
+        f,
+        &node,
+        "label",
+        target::GPIO_BUTTON_NAME,
+    ])?;
+    run(&["fdtput", "-c", f, &key])?;
+    run(&["fdtput", "-t", "s", f, &key, "label", "window button"])?;
+    run(&["fdtput", "-t", "u", f, &key, "gpios", &phandle, &gpio, "17"])?;
+    run(&["fdtput", "-t", "u", f, &key, "linux,code", &code])?;
+    run(&["fdtput", "-t", "u", f, &key, "debounce-interval", "10"])?;
+    Ok(())
 }
 
 /// Compares every file of two output directories; names the first difference.

@@ -74,10 +74,27 @@ pub enum Boot {
         /// The device trees of the boards the image supports, relative to the kernel
         /// package's `usr/lib/linux-image-<release>/` (`broadcom/bcm2837-rpi-3-b.dtb`).
         dtbs: Vec<String>,
+        /// The window's push button, added to every device tree as a `gpio-keys` device.
+        button: Option<GpioButton>,
         /// `config.txt`, as written to the boot partition.
         config: String,
     },
 }
+
+/// A push button between a GPIO line and ground (pull-up on, active low): the kernel's
+/// `gpio_keys` driver makes it an input device named [`GPIO_BUTTON_NAME`] that sends the
+/// window's default button key (`ewindow_protocol::button::DEFAULT_KEY_CODE`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpioButton {
+    /// The GPIO line (BCM numbering: 17 is pin 11 of the 40-pin header).
+    pub gpio: u32,
+    /// The device-tree path of the GPIO controller (`/soc/gpio@7e200000`).
+    pub controller: String,
+}
+
+/// The input device the GPIO button is (`[button] devices` can name it).
+pub const GPIO_BUTTON_NAME: &str = "ewindow-button";
 
 /// One file of one package.
 #[derive(Debug, Deserialize)]
