@@ -271,14 +271,8 @@ impl Window {
 
     /// A key on the machine's keyboard, through QEMU's monitor.
     fn sendkey(&self, key: &str, hold_ms: Option<u32>) -> Result<()> {
-        let mut m = UnixStream::connect(self.dir.join("monitor.sock"))
-            .with_context(|| format!("{}'s QEMU monitor", self.name))?;
-        let line = match hold_ms {
-            Some(ms) => format!("sendkey {key} {ms}\n"),
-            None => format!("sendkey {key}\n"),
-        };
-        m.write_all(line.as_bytes())?;
-        Ok(())
+        qemu::sendkey(&self.dir.join("monitor.sock"), key, hold_ms)
+            .with_context(|| format!("{}'s QEMU monitor", self.name))
     }
 
     /// Ctrl-Alt-Del: an orderly shutdown; QEMU (`-no-reboot`) then exits.
@@ -630,7 +624,11 @@ pub fn test() -> Result<PairFigures> {
             break;
         }
         if Instant::now() > deadline {
-            bail!("a's button did not close the curtain: {st}");
+            bail!(
+                "a's button did not close the curtain: {}\na's phone:\n{}",
+                st["window"],
+                a.logs(&lan, &key)
+            );
         }
         std::thread::sleep(Duration::from_millis(500));
     }

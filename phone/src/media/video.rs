@@ -486,6 +486,84 @@ fn snapshot_branch(dir: &std::path::Path) -> Result<Vec<gst::Element>> {
     ])
 }
 
+/// What kmssink needs to know of the first display card.
+struct KmsCard {
+    /// Its DRM bus id when it is a PCI device.
+    bus_id: Option<String>,
+    /// The screen's mode, when the driver has no plane that scales (pictures must be
+    /// scaled to it before the sink).
+    software_scale_to: Option<(u32, u32)>,
+}
+
+/// The first display card (`/sys/class/drm/cardN`) and its first connected screen.
+fn kms_card() -> Option<KmsCard> {
+    let entries: Vec<std::path::PathBuf> = std::fs::read_dir("/sys/class/drm")
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let name = |p: &std::path::Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut cards: Vec<&std::path::PathBuf> = entries
+        .iter()
+        .filter(|p| name(p).starts_with("card") && !name(p).contains('-'))
+        .collect();
+    cards.sort();
+    let card = cards.first()?;
+    let uevent = std::fs::read_to_string(card.join("device/uevent")).unwrap_or_default();
+    let driver = uevent
+        .lines()
+        .find_map(|l| l.strip_prefix("DRIVER="))
+        .unwrap_or_default();
+    let mode = || {
+        let mut connectors: Vec<&std::path::PathBuf> = entries
+            .iter()
+            .filter(|p| name(p).starts_with(&format!("{}-", name(card))))
+            .collect();
+        connectors.sort();
+        connectors.iter().find_map(|c| {
+            let connected =
+                std::fs::read_to_string(c.join("status")).is_ok_and(|s| s.trim() == "connected");
+            connected
+                .then(|| std::fs::read_to_string(c.join("modes")).ok())
+                .flatten()
+                .and_then(|m| first_mode(&m))
+        })
+    };
+    Some(KmsCard {
+        bus_id: pci_bus_id(&uevent),
+        software_scale_to: (!scales_in_hardware(driver)).then(mode).flatten(),
+    })
+}
+
+/// Pure: whether a DRM driver has a plane that scales a picture to the screen. The ones
+/// without are the emulated and the firmware-framebuffer displays.
+fn scales_in_hardware(driver: &str) -> bool {
+    !matches!(
+        driver,
+        "bochs-drm" | "cirrus" | "qxl" | "vmwgfx" | "simple-framebuffer" | "simpledrm"
+    )
+}
+
+/// Pure: the first (preferred) mode of a connector's `modes` file, `1280x800`.
+fn first_mode(modes: &str) -> Option<(u32, u32)> {
+    let (w, h) = modes.lines().next()?.trim().split_once('x')?;
+    let h: String = h.chars().take_while(char::is_ascii_digit).collect();
+    Some((w.parse().ok()?, h.parse().ok()?))
+}
+
+/// Pure: the DRM bus id of a device from its sysfs `uevent` text, if it is a PCI device.
+fn pci_bus_id(uevent: &str) -> Option<String> {
+    uevent
+        .lines()
+        .find_map(|l| l.strip_prefix("PCI_SLOT_NAME="))
+        .map(|slot| format!("pci:{}", slot.trim()))
+}
+
 /// Depayloader → decoder → sink; returns the depayloader's sink pad.
 pub fn add_receiver(
     pipeline: &gst::Pipeline,
@@ -523,10 +601,37 @@ pub fn add_receiver(
         }
         VideoSink::Kms => {
             chain.push(make("videoconvert")?);
+            let card = kms_card();
+            // a display without a scaling plane (QEMU's bochs-drm) shows only pictures of
+            // the screen's size: scale them in software (nearest neighbour: cheap), keeping
+            // the aspect ratio with borders
+            if let Some((w, h)) = card.as_ref().and_then(|c| c.software_scale_to) {
+                chain.push(
+                    gst::ElementFactory::make("videoscale")
+                        .property_from_str("method", "nearest-neighbour")
+                        .build()?,
+                );
+                chain.push(capsfilter(
+                    gst::Caps::builder("video/x-raw")
+                        .field("width", w as i32)
+                        .field("height", h as i32)
+                        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                        .build(),
+                )?);
+            }
+            let mut sink = gst::ElementFactory::make("kmssink").property("sync", false);
+            if card.as_ref().is_some_and(|c| c.software_scale_to.is_some()) {
+                // such a display has no vertical blank to wait for either (kmssink 1.22
+                // fails each frame on it): set the screen's mode and page-flip instead
+                sink = sink.property("force-modesetting", true);
+            }
+            // kmssink finds a GPU by a list of driver names (vc4, i915, virtio_gpu …); a PC's
+            // other GPUs (bochs-drm among them) it finds by their PCI bus id
+            if let Some(bus) = card.and_then(|c| c.bus_id) {
+                sink = sink.property("bus-id", bus);
+            }
             chain.push(
-                gst::ElementFactory::make("kmssink")
-                    .property("sync", false)
-                    .build()
+                sink.build()
                     .context("GStreamer element `kmssink` is missing")?,
             );
         }
@@ -582,6 +687,21 @@ mod tests {
         let mut short = vec![0x80, 98, 0, 1];
         vp9_clear_p(&mut short); // too short: untouched, no panic
         assert_eq!(short, vec![0x80, 98, 0, 1]);
+    }
+
+    #[test]
+    fn a_pci_display_is_found_by_its_bus_id() {
+        let bochs =
+            "DRIVER=bochs-drm\nPCI_CLASS=30000\nPCI_ID=1234:1111\nPCI_SLOT_NAME=0000:00:02.0\n";
+        assert_eq!(pci_bus_id(bochs).as_deref(), Some("pci:0000:00:02.0"));
+        // a Pi's vc4 is a platform device: kmssink's own list finds it
+        assert_eq!(pci_bus_id("DRIVER=vc4-drm\nOF_NAME=gpu\n"), None);
+        assert!(!scales_in_hardware("bochs-drm"));
+        assert!(scales_in_hardware("vc4-drm") && scales_in_hardware("i915"));
+        assert_eq!(first_mode("1024x768\n800x600\n"), Some((1024, 768)));
+        assert_eq!(first_mode("1920x1080i\n"), Some((1920, 1080)));
+        assert_eq!(first_mode(""), None);
+        assert_eq!(first_mode("garbage"), None);
     }
 
     #[test]

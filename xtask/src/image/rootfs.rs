@@ -348,7 +348,13 @@ fn etc_files(commit: &str) -> Vec<(&'static str, u32, String)> {
              ntpd:x:101:101:OpenNTPD privilege separation:/var/lib/openntpd:/bin/false\n"
                 .into(),
         ),
-        ("etc/group", 0o644, "root:x:0:\nntpd:x:101:\n".into()),
+        // audio: alsa-lib's default device (dmix/dsnoop) shares its buffer with this group
+        // (`ipc_gid audio`); without it "default" fails to open
+        (
+            "etc/group",
+            0o644,
+            "root:x:0:\naudio:x:29:\nntpd:x:101:\n".into(),
+        ),
         // no password can log in: SSH keys only
         (
             "etc/shadow",
