@@ -49,8 +49,8 @@ pub struct CommonArgs {
     /// Video sink: null (decoded and counted), auto (a desktop window), kms (fullscreen).
     #[arg(long, default_value = "null")]
     pub video_sink: VideoSink,
-    /// Also keep the received picture, once a second, as DIR/frame-NNNNN.png (160 pixels
-    /// wide, the last 60): what the window shows, for a contact sheet (`cargo xtask demo`).
+    /// Also keep the received pictures as DIR/frame-NNNNN.png (160 pixels wide, the last
+    /// 300): what the window shows, for a contact sheet (`cargo xtask demo`).
     #[arg(long, value_name = "DIR")]
     pub snapshots: Option<PathBuf>,
     /// Picture size we send.
@@ -158,7 +158,7 @@ pub struct VideoSettings {
     pub source: VideoSource,
     /// Where the peer's picture goes.
     pub sink: VideoSink,
-    /// Where a PNG of the peer's picture goes once a second, if anywhere.
+    /// Where PNGs of the peer's pictures go, if anywhere.
     pub snapshots: Option<PathBuf>,
     /// Picture size we send.
     pub size: (u32, u32),

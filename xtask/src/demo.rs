@@ -72,10 +72,35 @@ impl Window {
         Ok(())
     }
 
+    /// wireguard-go, and its interface up before anything configures it.
+    fn start_wireguard(&mut self) -> Result<()> {
+        // the interface names differ: wireguard-go's control socket is in /var/run, which
+        // the namespaces share
+        let iface = self.iface();
+        self.spawn("wireguard-go", &format!("wireguard-go -f {iface}"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self
+            .exec(&format!("ip link show {iface}"))
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            if Instant::now() > deadline {
+                bail!("{}: wireguard-go made no interface {iface}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    fn iface(&self) -> String {
+        format!("ewdemo-{}", self.name)
+    }
+
     fn overlay_args(&self) -> String {
         format!(
-            "--interface ewdemo0 --backend userspace --window {} --identity {} --invitations {} \
+            "--interface {} --backend userspace --window {} --identity {} --invitations {} \
              --control {} --phone-control {}",
+            self.iface(),
             self.file("window.toml").display(),
             self.file("identity.key").display(),
             self.file("invitations.json").display(),
@@ -190,7 +215,7 @@ pub fn run(duration: u32, codecs: &str) -> Result<()> {
 
     let t0 = Instant::now();
     println!("demo: window a starts a new network");
-    a.spawn("wireguard-go", "wireguard-go -f ewdemo0")?;
+    a.start_wireguard()?;
     let out = a
         .exec(&format!(
             "{} found a --window {} --identity {}",
@@ -228,7 +253,7 @@ pub fn run(duration: u32, codecs: &str) -> Result<()> {
         .to_string();
 
     println!("demo: b redeems the code and joins");
-    b.spawn("wireguard-go", "wireguard-go -f ewdemo0")?;
+    b.start_wireguard()?;
     let out = b
         .exec(&format!(
             "{} redeem {code} --timeout-s 20 {}",
@@ -299,7 +324,7 @@ pub fn run(duration: u32, codecs: &str) -> Result<()> {
         let sheet = root.join(format!("{name}-receives.png"));
         match contact_sheet(&frames, &sheet) {
             Ok(n) => println!(
-                "demo: what window {name} received: {} ({n} frames, one a second)",
+                "demo: what window {name} received: {} ({n} frames of its last seconds)",
                 sheet.display()
             ),
             Err(e) => bail!("no contact sheet for window {name}: {e:#}"),

@@ -1029,6 +1029,7 @@ fn the_devices_go_into_media_and_the_video_settings_stay() {
             video_size: Some("480x270".into()),
             ..Default::default()
         },
+        button: Default::default(),
     };
     let devices = MediaSettings {
         camera: None,

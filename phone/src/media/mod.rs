@@ -129,7 +129,7 @@ pub struct VideoStreamConfig {
     pub source: VideoSource,
     /// Sink of received video.
     pub sink: VideoSink,
-    /// A PNG of the received picture once a second into this directory.
+    /// PNGs of the received pictures into this directory (the last 300).
     pub snapshots: Option<std::path::PathBuf>,
     /// Whether the peer takes RTCP PLI / FIR keyframe requests from us.
     pub keyframe_requests: bool,

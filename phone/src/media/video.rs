@@ -451,7 +451,8 @@ pub fn add_sender(
     Ok(player)
 }
 
-/// A leaky queue, one frame a second, 160 pixels wide, PNG, the last 60 files in `dir`.
+/// A leaky queue, 160 pixels wide, PNG, the last 300 frames in `dir` (received video has no
+/// fixed frame rate for `videorate` to thin out: the files are few and small anyway).
 fn snapshot_branch(dir: &std::path::Path) -> Result<Vec<gst::Element>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let location = dir.join("frame-%05d.png");
@@ -460,14 +461,6 @@ fn snapshot_branch(dir: &std::path::Path) -> Result<Vec<gst::Element>> {
             .property_from_str("leaky", "downstream")
             .property("max-size-buffers", 2u32)
             .build()?,
-        gst::ElementFactory::make("videorate")
-            .property("drop-only", true)
-            .build()?,
-        capsfilter(
-            gst::Caps::builder("video/x-raw")
-                .field("framerate", gst::Fraction::new(1, 1))
-                .build(),
-        )?,
         make("videoconvert")?,
         make("videoscale")?,
         capsfilter(
@@ -479,7 +472,7 @@ fn snapshot_branch(dir: &std::path::Path) -> Result<Vec<gst::Element>> {
         make("pngenc")?,
         gst::ElementFactory::make("multifilesink")
             .property("location", location.to_string_lossy().as_ref())
-            .property("max-files", 60u32)
+            .property("max-files", 300u32)
             .property("sync", false)
             .property("async", false)
             .build()?,
@@ -574,14 +567,15 @@ pub fn add_receiver(
     let mut chain = depayloader_and_decoder(cfg)?;
     let depay = chain[0].clone();
     let dec = chain[chain.len() - 1].clone();
+    // decoder → tee → queue → the sink, and tee → the snapshots (linked once in the pipeline)
+    let mut snapshots = None;
     if let Some(dir) = &cfg.snapshots {
-        // decoder → tee → queue → the sink, and tee → the snapshots
         let tee = make("tee")?;
         chain.push(tee.clone());
         let snap = snapshot_branch(dir)?;
         pipeline.add_many(&snap)?;
         gst::Element::link_many(&snap)?;
-        tee.link(&snap[0])?;
+        snapshots = Some((tee, snap[0].clone()));
         chain.push(make("queue")?);
     }
     match cfg.sink {
@@ -638,6 +632,9 @@ pub fn add_receiver(
     }
     pipeline.add_many(&chain)?;
     gst::Element::link_many(&chain)?;
+    if let Some((tee, first)) = snapshots {
+        tee.link(&first)?;
+    }
     let c = counters.clone();
     dec.static_pad("src")
         .context("decoder has no src pad")?
