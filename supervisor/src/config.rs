@@ -859,7 +859,16 @@ restart = "never"
         let names: Vec<&str> = c.services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
-            ["network", "time", "overlay", "phone", "console", "serial", "sshd"]
+            [
+                "network",
+                "linklocal",
+                "time",
+                "overlay",
+                "phone",
+                "console",
+                "serial",
+                "sshd"
+            ]
         );
         let order: Vec<&str> = c
             .start_order()

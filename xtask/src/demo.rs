@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::proc::{self, Running};
+use crate::proc::{self, sh, Running};
 
 /// The workspace's binaries the demo runs, built in the dev profile.
 fn binaries() -> Result<PathBuf> {
@@ -129,17 +129,6 @@ impl Drop for Window {
         }
         let _ = sh(&format!("ip netns del {}", self.ns));
     }
-}
-
-fn sh(cmd: &str) -> Result<String> {
-    let out = Command::new("sh").arg("-c").arg(cmd).output()?;
-    if !out.status.success() {
-        bail!(
-            "`{cmd}` failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The LAN: a bridge in its own namespace; removed on drop.

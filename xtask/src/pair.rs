@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::proc::{self, Running};
+use crate::proc::{self, sh, Running};
 use crate::qemu::{self, Machine, Net};
 
 /// The serial console's size (the image's `serial` service sets it).
@@ -73,17 +73,6 @@ impl Drop for Lan {
     fn drop(&mut self) {
         let _ = sh(&format!("ip netns del {}", self.ns));
     }
-}
-
-fn sh(cmd: &str) -> Result<String> {
-    let out = Command::new("sh").arg("-c").arg(cmd).output()?;
-    if !out.status.success() {
-        bail!(
-            "`{cmd}` failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// What the serial line showed: the screen as a terminal draws it, and every line of text

@@ -1,4 +1,5 @@
-//! Child processes for the demo: spawn with prefixed output and wait for a line.
+//! Child processes for the demo and the image tests: spawned with their output lines on a
+//! channel (and echoed with a prefix), and `sh -c` commands run to their end.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -7,6 +8,18 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+/// Runs `sh -c cmd` to its end; its stdout, or an error with its stderr.
+pub fn sh(cmd: &str) -> Result<String> {
+    let out = Command::new("sh").arg("-c").arg(cmd).output()?;
+    if !out.status.success() {
+        bail!(
+            "`{cmd}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
 
 /// A child whose stdout and stderr lines are echoed with a prefix and also sent to a channel.
 pub struct Running {
