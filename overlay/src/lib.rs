@@ -1,5 +1,6 @@
-//! `ewindow-overlay` as a library: the modules of the overlay, so the thin binary
-//! (`main.rs`: the CLI), the tests and fuzz targets reach the same code.
+//! `ewindow-overlay` as a library: the modules of the overlay, so the thin binaries
+//! (`main.rs` and the multi-call `ewindow` run [`cli`]), the tests and fuzz targets reach the
+//! same code.
 //!
 //! Pure logic — [`roster`] (who is wanted as a WireGuard peer, the pending invitations) —
 //! does no IO; [`identity`] (the key file), [`wg`] and [`uapi`] (WireGuard, kernel or
@@ -7,6 +8,7 @@
 //! running overlay: control socket, enrollment port, roster pushes) are the IO edges. What
 //! is said is `ewindow_protocol::overlay`.
 
+pub mod cli;
 pub mod identity;
 pub mod link;
 pub mod roster;

@@ -31,7 +31,8 @@ pub struct CommonArgs {
     /// Audio source: test (a tone), default, or a PulseAudio/ALSA device name.
     #[arg(long, default_value = "test")]
     pub audio_source: AudioSource,
-    /// Audio sink: null (decoded and dropped), default, or a PulseAudio/ALSA device name.
+    /// Audio sink: null (decoded and dropped), clock (dropped when a speaker would play it),
+    /// default, or a PulseAudio/ALSA device name.
     #[arg(long, default_value = "null")]
     pub audio_sink: AudioSink,
     /// Echo cancellation (webrtcdsp): auto = on with real audio devices, off with test ones.
@@ -46,7 +47,8 @@ pub struct CommonArgs {
     /// Video source: test (moving pattern with a clock), none, file:PATH (looped), /dev/videoN.
     #[arg(long, default_value = "test")]
     pub video_source: VideoSource,
-    /// Video sink: null (decoded and counted), auto (a desktop window), kms (fullscreen).
+    /// Video sink: null (decoded and counted), clock (dropped when a screen would show it),
+    /// auto (a desktop window), kms (fullscreen).
     #[arg(long, default_value = "null")]
     pub video_sink: VideoSink,
     /// Also keep the received pictures as DIR/frame-NNNNN.png (160 pixels wide, the last

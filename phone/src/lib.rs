@@ -1,5 +1,6 @@
 //! `ewindow-phone` as a library: the modules of the window's SIP soft-phone, so the thin
-//! binary (`main.rs`: the CLI), the tests, the benches and fuzz targets reach the same code.
+//! binaries (`main.rs` and the multi-call `ewindow` run [`cli`]), the tests, the benches and
+//! fuzz targets reach the same code.
 //!
 //! Pure logic — [`sdp`] (offer/answer, SDES), [`policy`] (the window policy), [`config`]
 //! (the call configuration), [`board`] (a board's video profile) — does no IO; [`sip`]
@@ -11,6 +12,7 @@
 pub mod board;
 pub mod button;
 pub mod call;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod input;

@@ -32,7 +32,7 @@ fn audio_source(src: &AudioSource) -> String {
 
 fn audio_sink(sink: &AudioSink) -> String {
     match sink {
-        AudioSink::Null => "fakesink sync=true".into(),
+        AudioSink::Null | AudioSink::Clock => "fakesink sync=true".into(),
         AudioSink::Default => "autoaudiosink".into(),
         AudioSink::Device(d) if is_alsa(d) => format!("alsasink device={}", quoted(d)),
         AudioSink::Device(d) => format!("pulsesink device={}", quoted(d)),

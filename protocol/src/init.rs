@@ -171,7 +171,8 @@ pub struct SystemStatus {
 pub struct ModuleStatus {
     /// Module name.
     pub name: String,
-    /// `loaded`, `present` (built in or loaded before) or `failed`.
+    /// `loaded`, `present` (built in or loaded before), `no-device` (a device driver with
+    /// no device for it: not loaded) or `failed`.
     pub state: String,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -15,6 +15,7 @@ pub mod invite;
 pub mod keys;
 pub mod overlay;
 pub mod phone;
+pub mod programs;
 pub mod signed;
 pub mod stats;
 pub mod window;

@@ -24,6 +24,7 @@
 //!
 //! [system]                  # optional; what init does before the first service (at boot only)
 //! modules = ["wireguard"]   # kernel modules to load, with their dependencies (modules.dep)
+//! device_modules = ["i915"] # loaded only if a device in /sys/bus matches their modules.alias
 //! modules_dir = "/lib/modules"   # default; the running kernel's release is appended
 //! read_only_root = false    # remount / read-only after /data is mounted (PID 1 only)
 //!
@@ -113,6 +114,10 @@ pub struct Config {
 pub struct System {
     /// Kernel modules to load (names as `modprobe` takes them).
     pub modules: Vec<String>,
+    /// Drivers loaded only when a device they drive is there (its `modalias` in `/sys/bus`
+    /// matches one of the module's aliases in `modules.alias`): a PC's GPU, NIC, disk and
+    /// audio controllers, which a machine has one of or none.
+    pub device_modules: Vec<String>,
     /// Where the module trees are; the kernel release is appended.
     pub modules_dir: PathBuf,
     /// The data partition, when there is one.
@@ -228,6 +233,8 @@ struct RawFile {
 struct RawSystem {
     #[serde(default)]
     modules: Vec<Spanned<String>>,
+    #[serde(default)]
+    device_modules: Vec<Spanned<String>>,
     modules_dir: Option<Spanned<PathBuf>>,
     data: Option<RawData>,
     clock: Option<RawClock>,
@@ -450,23 +457,28 @@ fn parse_system(sys: RawSystem) -> Result<System, Fault> {
             ))
         }
     };
-    let mut modules = Vec::new();
-    for (i, m) in sys.modules.into_iter().enumerate() {
-        let name = m.get_ref();
-        if name.is_empty()
-            || name.len() > 64
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            return Err((
-                m.span(),
-                format!("system.modules[{i}]"),
-                format!("`{name}` is not a module name (letters, digits, `_`, `-`)"),
-            ));
+    let names = |list: Vec<Spanned<String>>, key: &str| -> Result<Vec<String>, Fault> {
+        let mut out = Vec::new();
+        for (i, m) in list.into_iter().enumerate() {
+            let name = m.get_ref();
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err((
+                    m.span(),
+                    format!("system.{key}[{i}]"),
+                    format!("`{name}` is not a module name (letters, digits, `_`, `-`)"),
+                ));
+            }
+            out.push(m.into_inner());
         }
-        modules.push(m.into_inner());
-    }
+        Ok(out)
+    };
+    let modules = names(sys.modules, "modules")?;
+    let device_modules = names(sys.device_modules, "device_modules")?;
     let modules_dir = match sys.modules_dir {
         None => PathBuf::from(DEFAULT_MODULES_DIR),
         Some(p) => absolute(p, "modules_dir")?,
@@ -546,6 +558,7 @@ fn parse_system(sys: RawSystem) -> Result<System, Fault> {
     };
     Ok(System {
         modules,
+        device_modules,
         modules_dir,
         data,
         clock,
@@ -923,6 +936,7 @@ file = "/data/ewindow/clock"
 timeout_s = 20
 "#);
         assert_eq!(c.system.modules, ["wireguard", "virtio_net"]);
+        assert!(c.system.device_modules.is_empty());
         let d = c.system.data.unwrap();
         assert_eq!(d.device, Path::new("/dev/vda3"));
         assert_eq!(d.fstype, "ext4");
@@ -941,6 +955,10 @@ timeout_s = 20
         assert_eq!(
             err("[system]\nmodules = [\"wire guard\"]\n"),
             "services.toml:2: key `system.modules[0]`: `wire guard` is not a module name (letters, digits, `_`, `-`)"
+        );
+        assert_eq!(
+            err("[system]\nmodules = []\ndevice_modules = [\"i915\", \"\"]\n"),
+            "services.toml:3: key `system.device_modules[1]`: `` is not a module name (letters, digits, `_`, `-`)"
         );
         assert_eq!(
             err("[system.data]\ndevice = \"vda3\"\n"),

@@ -15,6 +15,8 @@ use anyhow::Context;
 use clap::Parser;
 use nix::sys::reboot::RebootMode;
 use tracing::{error, info, warn};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
 
 use ewindow_init::runtime::{Options, ShutdownKind, Supervisor};
 use ewindow_init::{early, mounts};
@@ -51,13 +53,19 @@ fn main() -> ExitCode {
         // The kernel starts init with HOME and TERM only; services inherit this.
         std::env::set_var("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("EWINDOW_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    // `EWINDOW_LOG` as `target=level` directives (`info,ewindow_init::modules=debug`), read by
+    // `Targets` rather than `EnvFilter`: no regular expressions in PID 1 (smaller, less RSS).
+    let filter = std::env::var("EWINDOW_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(std::io::stderr),
         )
-        .with_ansi(false)
-        .with_writer(std::io::stderr)
+        .with(filter)
         .init();
 
     let cli = match Cli::try_parse() {

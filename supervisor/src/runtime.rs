@@ -1174,7 +1174,7 @@ type Boot = (
 /// handshakes from the past), the watchdog (last, so a long fsck cannot trip it).
 fn boot_duties(sys: &config::System, set_clock: bool) -> Boot {
     let mut status = SystemStatus {
-        modules: modules::load_all(&sys.modules_dir, &sys.modules),
+        modules: modules::load_all(&sys.modules_dir, &sys.modules, &sys.device_modules),
         ..SystemStatus::default()
     };
     let mut mounted = None;

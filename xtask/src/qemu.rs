@@ -22,6 +22,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::image::{copy_range, tool, Boot as BootKind, Target};
 use crate::proc::{self, Running};
+use ewindow_protocol::programs::MULTICALL;
 
 const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE.fd";
 const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS.fd";
@@ -719,8 +720,9 @@ pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
     eprintln!("boot test 1/2: ok (filesystem made, identity {key}, wizard shown, fsck clean)");
 
     eprintln!("boot test 2/2 ({target}): provisioned");
-    let peer = Command::new(crate::root().join("target/release/ewindow-overlay"))
-        .args(["identity", "--identity"])
+    // the host's multi-call binary, built with the PC image
+    let peer = Command::new(crate::root().join("target/release").join(MULTICALL))
+        .args(["ewindow-overlay", "identity", "--identity"])
         .arg(dir.join("peer.key"))
         .output()
         .context("ewindow-overlay identity for the peer")?;
@@ -813,6 +815,21 @@ pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
             sys["data"],
             sys["watchdog"]
         );
+    }
+    // device drivers load by the devices there: QEMU's VGA, never Intel's GPU
+    let state = |name: &str| {
+        sys["modules"]
+            .as_array()
+            .and_then(|a| a.iter().find(|m| m["name"] == name))
+            .and_then(|m| m["state"].as_str())
+            .unwrap_or("absent")
+            .to_string()
+    };
+    if let Machine::Pc = machine {
+        let (bochs, i915) = (state("bochs"), state("i915"));
+        if bochs != "loaded" || i915 != "no-device" {
+            bail!("device drivers: bochs {bochs} (want loaded), i915 {i915} (want no-device)");
+        }
     }
     if ssh(b.ssh_port, &stranger, "true").is_ok() {
         bail!("SSH let in a key that is not in authorized_keys");

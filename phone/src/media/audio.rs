@@ -7,8 +7,8 @@ use anyhow::{Context, Result};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
-use super::marks::{self, Marks};
-use super::{make, AudioStreamConfig, Counters};
+use super::marks::{self, Marks, Presented};
+use super::{dropping_sink, make, AudioStreamConfig, Counters};
 use crate::sdp::AudioCodec;
 
 /// Where sent audio comes from.
@@ -27,6 +27,9 @@ pub enum AudioSource {
 pub enum AudioSink {
     /// Decoded, counted and dropped.
     Null,
+    /// Decoded, counted and dropped at the moment a speaker would play it, by the pipeline
+    /// clock (jitter buffer and pipeline latency included): for latency benchmarks.
+    Clock,
     /// The system's default playback device (`autoaudiosink`).
     Default,
     /// A named device: ALSA (`hw:…`, `plughw:…`) or else PulseAudio.
@@ -60,9 +63,17 @@ impl std::str::FromStr for AudioSink {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
             "null" => AudioSink::Null,
+            "clock" => AudioSink::Clock,
             "default" => AudioSink::Default,
             other => AudioSink::Device(other.to_string()),
         })
+    }
+}
+
+impl AudioSink {
+    /// Whether it plays on a device (not dropped).
+    pub fn is_device(&self) -> bool {
+        !matches!(self, AudioSink::Null | AudioSink::Clock)
     }
 }
 
@@ -70,9 +81,9 @@ impl EchoCancel {
     /// Whether to cancel echo for this source and sink.
     pub fn enabled(self, source: &AudioSource, sink: &AudioSink) -> bool {
         match self {
-            EchoCancel::On => *sink != AudioSink::Null,
+            EchoCancel::On => sink.is_device(),
             EchoCancel::Off => false,
-            EchoCancel::Auto => *source != AudioSource::Test && *sink != AudioSink::Null,
+            EchoCancel::Auto => *source != AudioSource::Test && sink.is_device(),
         }
     }
 }
@@ -249,7 +260,7 @@ pub fn add_sender(
         gst::PadProbeReturn::Ok
     });
     if cfg.latency_marks {
-        marks::audio_onsets(&enc_sink, marks.clone(), true);
+        marks::audio_onsets(&Presented::Pad(enc_sink), marks.clone(), true);
     }
     Ok(())
 }
@@ -281,10 +292,8 @@ pub fn add_receiver(
         chain.push(make("audioresample")?);
     }
     let sink = match &cfg.sink {
-        AudioSink::Null => gst::ElementFactory::make("fakesink")
-            .property("sync", false)
-            .property("async", false)
-            .build()?,
+        AudioSink::Null => dropping_sink(false)?,
+        AudioSink::Clock => dropping_sink(true)?,
         AudioSink::Default => make("autoaudiosink")?,
         AudioSink::Device(d) if is_alsa_device(d) => gst::ElementFactory::make("alsasink")
             .property("device", d)
@@ -293,7 +302,7 @@ pub fn add_receiver(
             .property("device", d)
             .build()?,
     };
-    chain.push(sink);
+    chain.push(sink.clone());
     pipeline.add_many(&chain)?;
     gst::Element::link_many(&chain)?;
     let dec_src = dec.static_pad("src").context("decoder has no src pad")?;
@@ -303,8 +312,13 @@ pub fn add_receiver(
         gst::PadProbeReturn::Ok
     });
     if cfg.latency_marks {
-        marks::audio_onsets(&dec_src, marks.clone(), false);
-        marks::ntp_latency(&dec_src, marks.clone(), false);
+        let at = if cfg.sink == AudioSink::Clock {
+            Presented::Sink(sink)
+        } else {
+            Presented::Pad(dec_src)
+        };
+        marks::audio_onsets(&at, marks.clone(), false);
+        marks::ntp_latency(&at, marks.clone(), false);
     }
     depay.static_pad("sink").context("depayloader has no sink")
 }
@@ -333,6 +347,7 @@ mod tests {
     fn source_and_sink_names_parse_to_devices() {
         assert_eq!("test".parse::<AudioSource>().unwrap(), AudioSource::Test);
         assert_eq!("null".parse::<AudioSink>().unwrap(), AudioSink::Null);
+        assert_eq!("clock".parse::<AudioSink>().unwrap(), AudioSink::Clock);
         assert_eq!(
             "hw:1,0".parse::<AudioSink>().unwrap(),
             AudioSink::Device("hw:1,0".into())
@@ -351,5 +366,6 @@ mod tests {
         assert!(!EchoCancel::Auto.enabled(&dev, &AudioSink::Null));
         assert!(!EchoCancel::Off.enabled(&dev, &spk));
         assert!(!EchoCancel::On.enabled(&dev, &AudioSink::Null));
+        assert!(!EchoCancel::On.enabled(&dev, &AudioSink::Clock));
     }
 }

@@ -142,17 +142,48 @@ pub struct Marks {
     pub video_ntp_latency_ms: Mutex<Vec<f64>>,
 }
 
+/// Where received buffers are timed: a pad, as each buffer passes it, or a clock-synchronised
+/// `fakesink` ([`super::dropping_sink`]) that signals each buffer at the moment it presents it.
+pub enum Presented {
+    /// Each buffer as it passes this pad (out of the decoder).
+    Pad(gst::Pad),
+    /// Each buffer as this `fakesink` takes it (`handoff`).
+    Sink(gst::Element),
+}
+
+/// Calls `f` with every buffer at `at`, and the pad that carries its caps.
+fn each_buffer(at: &Presented, f: impl Fn(&gst::Pad, &gst::BufferRef) + Send + Sync + 'static) {
+    match at {
+        Presented::Pad(pad) => {
+            pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                if let Some(buffer) = info.buffer() {
+                    f(pad, buffer);
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+        Presented::Sink(sink) => {
+            sink.set_property("signal-handoffs", true);
+            sink.connect("handoff", false, move |args| {
+                let buffer = args.get(1).and_then(|v| v.get::<gst::Buffer>().ok());
+                let pad = args.get(2).and_then(|v| v.get::<gst::Pad>().ok());
+                if let (Some(buffer), Some(pad)) = (buffer, pad) {
+                    f(&pad, &buffer);
+                }
+                None
+            });
+        }
+    }
+}
+
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 const NTP_UNIX_OFFSET_S: i64 = 2_208_988_800;
 
-/// Records, for every buffer passing `pad` that carries the sender's capture time (rtpbin's
+/// Records, for every buffer at `at` that carries the sender's capture time (rtpbin's
 /// `add-reference-timestamp-meta`, mapped through the sender's RTCP sender reports), how long
 /// ago that was. Works with any sender whose SRs are right, baresip included.
-pub fn ntp_latency(pad: &gst::Pad, list: Arc<Marks>, video: bool) {
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        let Some(buffer) = info.buffer() else {
-            return gst::PadProbeReturn::Ok;
-        };
+pub fn ntp_latency(at: &Presented, list: Arc<Marks>, video: bool) {
+    each_buffer(at, move |_, buffer| {
         for meta in buffer.iter_meta::<gst::ReferenceTimestampMeta>() {
             let is_ntp = meta
                 .reference()
@@ -176,7 +207,6 @@ pub fn ntp_latency(pad: &gst::Pad, list: Arc<Marks>, video: bool) {
             }
             break;
         }
-        gst::PadProbeReturn::Ok
     });
 }
 
@@ -230,11 +260,11 @@ pub fn paint_video(pad: &gst::Pad) {
     });
 }
 
-/// Reads the time out of every decoded frame passing `pad` and records the latency.
-pub fn read_video(pad: &gst::Pad, marks: Arc<Marks>) {
-    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        let (Some(vinfo), Some(buffer)) = (video_info(pad), info.buffer()) else {
-            return gst::PadProbeReturn::Ok;
+/// Reads the time out of every decoded frame at `at` and records the latency.
+pub fn read_video(at: &Presented, marks: Arc<Marks>) {
+    each_buffer(at, move |pad, buffer| {
+        let Some(vinfo) = video_info(pad) else {
+            return;
         };
         if let Ok(frame) = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &vinfo) {
             let stride = frame.plane_stride()[0] as usize;
@@ -247,15 +277,14 @@ pub fn read_video(pad: &gst::Pad, marks: Arc<Marks>) {
                 }
             }
         }
-        gst::PadProbeReturn::Ok
     });
 }
 
-/// Records click onsets in 16-bit audio passing `pad`. `sender`: the samples were captured
-/// over the buffer's duration up to now; receiver: they play from now on.
-pub fn audio_onsets(pad: &gst::Pad, marks: Arc<Marks>, sender: bool) {
+/// Records click onsets in 16-bit audio at `at`. `sender`: the samples were captured over
+/// the buffer's duration up to now; receiver: they play from now on.
+pub fn audio_onsets(at: &Presented, marks: Arc<Marks>, sender: bool) {
     let quiet = Arc::new(Mutex::new(true));
-    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+    each_buffer(at, move |pad, buffer| {
         let caps = pad.current_caps();
         let s = caps.as_ref().and_then(|c| c.structure(0));
         let rate = s
@@ -269,11 +298,8 @@ pub fn audio_onsets(pad: &gst::Pad, marks: Arc<Marks>, sender: bool) {
         let is_s16 = s
             .and_then(|s| s.get::<&str>("format").ok())
             .is_some_and(|f| f == "S16LE");
-        let Some(buffer) = info.buffer() else {
-            return gst::PadProbeReturn::Ok;
-        };
         if !is_s16 {
-            return gst::PadProbeReturn::Ok;
+            return;
         }
         let now = now_us();
         if let Ok(map) = buffer.map_readable() {
@@ -303,7 +329,6 @@ pub fn audio_onsets(pad: &gst::Pad, marks: Arc<Marks>, sender: bool) {
                 push(list, at);
             }
         }
-        gst::PadProbeReturn::Ok
     });
 }
 

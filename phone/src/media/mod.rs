@@ -182,6 +182,16 @@ pub(crate) fn make(factory: &str) -> Result<gst::Element> {
         .with_context(|| format!("GStreamer element `{factory}` is missing (install its plugin)"))
 }
 
+/// The end of a receive branch that drops what it decodes: a `fakesink` that takes each
+/// buffer at once, or with `clock` at the moment a real sink would present it (by the
+/// pipeline clock, after the pipeline's latency: jitter buffer and all).
+pub(crate) fn dropping_sink(clock: bool) -> Result<gst::Element> {
+    Ok(gst::ElementFactory::make("fakesink")
+        .property("sync", clock)
+        .property("async", false)
+        .build()?)
+}
+
 fn gio_socket(sock: UdpSocket) -> Result<gio::Socket> {
     sock.set_nonblocking(true)?;
     let fd: OwnedFd = sock.into();

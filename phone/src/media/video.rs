@@ -10,8 +10,8 @@ use anyhow::{bail, Context, Result};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
-use super::marks::{self, Marks};
-use super::{make, Counters, VideoStreamConfig};
+use super::marks::{self, Marks, Presented};
+use super::{dropping_sink, make, Counters, VideoStreamConfig};
 use crate::sdp::VideoCodec;
 
 /// Where sent video comes from.
@@ -32,6 +32,9 @@ pub enum VideoSource {
 pub enum VideoSink {
     /// Decoded, counted and dropped.
     Null,
+    /// Decoded, counted and dropped at the moment a screen would show it, by the pipeline
+    /// clock (jitter buffer and pipeline latency included): for latency benchmarks.
+    Clock,
     /// A desktop window (`autovideosink`).
     Auto,
     /// Fullscreen on DRM/KMS, for the appliance.
@@ -60,10 +63,11 @@ impl std::str::FromStr for VideoSink {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "null" => Ok(VideoSink::Null),
+            "clock" => Ok(VideoSink::Clock),
             "auto" => Ok(VideoSink::Auto),
             "kms" => Ok(VideoSink::Kms),
             _ => Err(format!(
-                "unknown video sink `{s}`: expected null, auto or kms"
+                "unknown video sink `{s}`: expected null, clock, auto or kms"
             )),
         }
     }
@@ -114,7 +118,7 @@ fn encoder(cfg: &VideoStreamConfig) -> Result<Vec<gst::Element>> {
             };
             let enc = make(name)?;
             enc.set_property("deadline", 1i64);
-            enc.set_property("cpu-used", 8i32);
+            enc.set_property("cpu-used", 16i32);
             // Two threads under contention collapsed to 10 fps on a 2-core PC: one by
             // default; a Pi's profile gives its four cores two.
             enc.set_property("threads", cfg.threads.min(8) as i32);
@@ -579,12 +583,8 @@ pub fn add_receiver(
         chain.push(make("queue")?);
     }
     match cfg.sink {
-        VideoSink::Null => chain.push(
-            gst::ElementFactory::make("fakesink")
-                .property("sync", false)
-                .property("async", false)
-                .build()?,
-        ),
+        VideoSink::Null => chain.push(dropping_sink(false)?),
+        VideoSink::Clock => chain.push(dropping_sink(true)?),
         VideoSink::Auto => {
             chain.push(make("videoconvert")?);
             chain.push(
@@ -659,9 +659,13 @@ pub fn add_receiver(
             },
         );
     if cfg.latency_marks {
-        if let Some(src) = dec.static_pad("src") {
-            marks::read_video(&src, marks.clone());
-            marks::ntp_latency(&src, marks.clone(), true);
+        let at = match (cfg.sink, chain.last(), dec.static_pad("src")) {
+            (VideoSink::Clock, Some(sink), _) => Some(Presented::Sink(sink.clone())),
+            (_, _, src) => src.map(Presented::Pad),
+        };
+        if let Some(at) = at {
+            marks::read_video(&at, marks.clone());
+            marks::ntp_latency(&at, marks.clone(), true);
         }
     }
     depay.static_pad("sink").context("depayloader has no sink")
@@ -716,6 +720,7 @@ mod tests {
         let err = "webcam".parse::<VideoSource>().unwrap_err();
         assert!(err.contains("webcam") && err.contains("file:PATH"), "{err}");
         assert_eq!("kms".parse::<VideoSink>().unwrap(), VideoSink::Kms);
+        assert_eq!("clock".parse::<VideoSink>().unwrap(), VideoSink::Clock);
         assert!("hdmi".parse::<VideoSink>().is_err());
     }
 }

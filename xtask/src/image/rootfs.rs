@@ -17,6 +17,7 @@ use super::disk::tool;
 use super::kmod;
 use super::lock::{Lock, Pin};
 use super::target::{matches, Target};
+use ewindow_protocol::programs::{IN_MULTICALL, MULTICALL};
 
 /// Our binaries' pseudo-package.
 const OURS: &str = "ewindow";
@@ -126,11 +127,13 @@ pub struct Modules {
     pub dir: PathBuf,
 }
 
-/// The `[system] modules` of a services file, read with init's own parser: a file init
-/// would refuse at boot fails the build, with the same file:line:key message.
+/// The `[system] modules` and `device_modules` of a services file, read with init's own
+/// parser: a file init would refuse at boot fails the build, with the same file:line:key
+/// message.
 pub fn wanted_modules(services: &Path) -> Result<Vec<String>> {
     let config = ewindow_init::config::load(services).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(config.system.modules)
+    let sys = config.system;
+    Ok(sys.modules.into_iter().chain(sys.device_modules).collect())
 }
 
 /// Copies the modules the services file loads (and their dependencies) into
@@ -253,6 +256,12 @@ pub fn tree(
         ("var/lib/openntpd", "/run/openntpd"),
     ] {
         t.add(link, Node::Link(to.into()))?;
+    }
+    // the programs of the multi-call binary, each a link by the name it runs as
+    if target.binaries.iter().any(|b| b == MULTICALL) {
+        for name in IN_MULTICALL {
+            t.add(&format!("usr/bin/{name}"), Node::Link(MULTICALL.into()))?;
+        }
     }
     // the kernel opens /dev/console before /init runs and before devtmpfs is mounted
     t.add(

@@ -44,7 +44,8 @@ pub struct Target {
     pub overlays: Vec<PathBuf>,
     /// The services file baked in, relative to the repository (in one of the overlays).
     pub services: PathBuf,
-    /// Our release binaries, installed in `/usr/bin`.
+    /// Our release binaries, installed in `/usr/bin` (the multi-call `ewindow` with a link
+    /// for each of its programs, `ewindow_protocol::programs`).
     pub binaries: Vec<String>,
     /// How the machine starts the kernel.
     pub boot: Boot,
