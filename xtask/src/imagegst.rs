@@ -273,7 +273,7 @@ fn codec_pipeline(c: &Candidate) -> String {
     let gop = c.fps * 3;
     match c.codec {
         "vp8" => format!(
-            "vp8enc deadline=1 cpu-used=8 threads={} target-bitrate={} end-usage=cbr \
+            "vp8enc deadline=1 cpu-used=16 threads={} target-bitrate={} end-usage=cbr \
              lag-in-frames=0 keyframe-max-dist={gop} error-resilient=default ! vp8dec",
             c.threads,
             kbps * 1000

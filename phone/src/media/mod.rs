@@ -444,11 +444,24 @@ impl MediaSession {
         })
     }
 
-    /// The first error or end-of-stream on the pipeline's bus, if one is pending.
+    /// The first error or end-of-stream on the pipeline's bus, if one is pending. On the way
+    /// it applies latency changes: a receive branch added while playing (rtpbin's pads appear
+    /// with the first packet of a stream) reports its latency (the jitter buffer's), and only
+    /// the application recalculates the pipeline's; without that, clock-synchronised sinks
+    /// (a speaker, the `clock` sinks) would get every buffer late.
     pub fn poll_error(&self) -> Option<String> {
         let bus = self.pipeline.bus()?;
-        while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos]) {
+        while let Some(msg) = bus.pop_filtered(&[
+            gst::MessageType::Error,
+            gst::MessageType::Eos,
+            gst::MessageType::Latency,
+        ]) {
             match msg.view() {
+                gst::MessageView::Latency(_) => {
+                    if let Err(e) = self.pipeline.recalculate_latency() {
+                        tracing::debug!("recalculating the pipeline latency: {e}");
+                    }
+                }
                 gst::MessageView::Error(e) => {
                     return Some(format!(
                         "{} ({})",
