@@ -80,27 +80,8 @@ fn calibrate_baresip(clip: &Path) -> (u32, f64) {
     let source = format!("avformat,{}", clip.display());
     let nominal = VIDEO_KBPS * 1000;
     let peer = Baresip::start_video_from("bench-cal", "vp8", &source, nominal);
-    let json = temp_dir("bench-calibrate").join("b.json");
-    let port = free_port();
-    let mut b = phone_listen(
-        port,
-        &[
-            "--auto-answer",
-            "--codecs",
-            "opus",
-            "--video-codecs",
-            "vp8",
-            "--video-source",
-            "none",
-            "--duration",
-            "10",
-            "--stats-json",
-            json.to_str().unwrap(),
-        ],
-    );
-    peer.command("dial", &format!("sip:ewindow@127.0.0.1:{port}"));
-    b.finish(Duration::from_secs(30));
-    let sent = read_stats(&json)
+    let stats = baresip_calls_us(&peer, "bench-calibrate", 10, &["--video-source", "none"]);
+    let sent = stats
         .stream("video", StreamDirection::Recv)
         .and_then(|v| v.bitrate_kbps)
         .filter(|k| *k > 0.0)
@@ -190,26 +171,36 @@ fn ntp_latency(s: &CallStats) -> (Option<f64>, Option<f64>) {
 /// baresip sends to our listener, which measures with the sender's RTCP clock.
 fn latency_from_baresip() -> (Option<f64>, Option<f64>) {
     let peer = Baresip::start_video("bench-lat", "vp8");
-    let json = temp_dir("bench-latency-baresip").join("b.json");
+    ntp_latency(&baresip_calls_us(
+        &peer,
+        "bench-latency-baresip",
+        15,
+        &["--latency-marks"],
+    ))
+}
+
+/// `peer` calls our listener (Opus and VP8, auto-answered, `extra` flags) for `secs`; what
+/// our side measured.
+fn baresip_calls_us(peer: &Baresip, name: &str, secs: u64, extra: &[&str]) -> CallStats {
+    let json = temp_dir(name).join("b.json");
     let port = free_port();
-    let mut b = phone_listen(
-        port,
-        &[
-            "--auto-answer",
-            "--latency-marks",
-            "--codecs",
-            "opus",
-            "--video-codecs",
-            "vp8",
-            "--duration",
-            "15",
-            "--stats-json",
-            json.to_str().unwrap(),
-        ],
-    );
+    let secs = secs.to_string();
+    let mut args = vec![
+        "--auto-answer",
+        "--codecs",
+        "opus",
+        "--video-codecs",
+        "vp8",
+        "--duration",
+        &secs,
+        "--stats-json",
+        json.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let mut b = phone_listen(port, &args);
     peer.command("dial", &format!("sip:ewindow@127.0.0.1:{port}"));
     b.finish(Duration::from_secs(40));
-    ntp_latency(&read_stats(&json))
+    read_stats(&json)
 }
 
 /// What the ours↔ours latency call measured.
