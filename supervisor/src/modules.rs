@@ -288,18 +288,17 @@ fn step_name(s: &Step) -> &str {
 
 /// Pure: the first step, in plan order, that nobody took yet and whose dependencies are all
 /// finished: what a loader takes next (none: wait for a running one, or all are taken).
-pub fn next_ready(waits: &[Vec<usize>], taken: &[bool], finished: &[bool]) -> Option<usize> {
-    (0..waits.len()).find(|&i| {
-        !taken[i]
-            && waits[i]
-                .iter()
-                .all(|&d| finished.get(d).copied().unwrap_or(true))
-    })
+pub fn next_ready(
+    waits: &[Vec<usize>],
+    taken: &[bool],
+    finished: impl Fn(usize) -> bool,
+) -> Option<usize> {
+    (0..waits.len()).find(|&i| !taken[i] && waits[i].iter().all(|&d| finished(d)))
 }
 
+/// The loaders' shared state: a step is finished once its status is in `out`.
 struct Progress {
     taken: Vec<bool>,
-    finished: Vec<bool>,
     out: Vec<Option<ModuleStatus>>,
 }
 
@@ -311,7 +310,6 @@ fn load_plan(root: &Path, table: &DepTable, steps: Vec<Step>) -> Vec<ModuleStatu
     let n = steps.len();
     let progress = Mutex::new(Progress {
         taken: vec![false; n],
-        finished: vec![false; n],
         out: vec![None; n],
     });
     let changed = Condvar::new();
@@ -323,7 +321,7 @@ fn load_plan(root: &Path, table: &DepTable, steps: Vec<Step>) -> Vec<ModuleStatu
     let loader = || {
         let mut p = lock();
         while !p.taken.iter().all(|t| *t) {
-            let Some(i) = next_ready(&waits, &p.taken, &p.finished) else {
+            let Some(i) = next_ready(&waits, &p.taken, |d| p.out[d].is_some()) else {
                 p = changed.wait(p).unwrap_or_else(|e| e.into_inner());
                 continue;
             };
@@ -343,7 +341,6 @@ fn load_plan(root: &Path, table: &DepTable, steps: Vec<Step>) -> Vec<ModuleStatu
             }
             p = lock();
             p.out[i] = Some(status);
-            p.finished[i] = true;
             changed.notify_all();
         }
     };
@@ -473,7 +470,7 @@ garbage line without colon
         let mut turn = 0usize;
         while finished.iter().any(|f| !f) {
             while running.len() < 2 {
-                let Some(i) = next_ready(&waits, &taken, &finished) else {
+                let Some(i) = next_ready(&waits, &taken, |d| finished[d]) else {
                     break;
                 };
                 assert!(
@@ -501,7 +498,7 @@ garbage line without colon
             order.iter().position(|x| *x == "wireguard")
                 > order.iter().position(|x| *x == "libpoly1305")
         );
-        assert!(next_ready(&waits, &taken, &finished).is_none());
+        assert!(next_ready(&waits, &taken, |d| finished[d]).is_none());
     }
 
     #[test]

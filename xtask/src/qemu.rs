@@ -817,15 +817,15 @@ pub fn boot_test(target: &str, echo: bool) -> Result<BootFigures> {
         );
     }
     // device drivers load by the devices there: QEMU's VGA, never Intel's GPU
-    let state = |name: &str| {
-        sys["modules"]
-            .as_array()
-            .and_then(|a| a.iter().find(|m| m["name"] == name))
-            .and_then(|m| m["state"].as_str())
-            .unwrap_or("absent")
-            .to_string()
-    };
     if let Machine::Pc = machine {
+        let state = |name: &str| {
+            sys["modules"]
+                .as_array()
+                .and_then(|a| a.iter().find(|m| m["name"] == name))
+                .and_then(|m| m["state"].as_str())
+                .unwrap_or("absent")
+                .to_string()
+        };
         let (bochs, i915) = (state("bochs"), state("i915"));
         if bochs != "loaded" || i915 != "no-device" {
             bail!("device drivers: bochs {bochs} (want loaded), i915 {i915} (want no-device)");

@@ -312,11 +312,7 @@ pub fn add_receiver(
         gst::PadProbeReturn::Ok
     });
     if cfg.latency_marks {
-        let at = if cfg.sink == AudioSink::Clock {
-            Presented::Sink(sink)
-        } else {
-            Presented::Pad(dec_src)
-        };
+        let at = Presented::choose(cfg.sink == AudioSink::Clock, &sink, dec_src);
         marks::audio_onsets(&at, marks.clone(), false);
         marks::ntp_latency(&at, marks.clone(), false);
     }

@@ -151,6 +151,17 @@ pub enum Presented {
     Sink(gst::Element),
 }
 
+impl Presented {
+    /// At `sink` when it is a clock-synchronised one (`clock`), else out of the decoder.
+    pub fn choose(clock: bool, sink: &gst::Element, decoder_src: gst::Pad) -> Presented {
+        if clock {
+            Presented::Sink(sink.clone())
+        } else {
+            Presented::Pad(decoder_src)
+        }
+    }
+}
+
 /// Calls `f` with every buffer at `at`, and the pad that carries its caps.
 fn each_buffer(at: &Presented, f: impl Fn(&gst::Pad, &gst::BufferRef) + Send + Sync + 'static) {
     match at {

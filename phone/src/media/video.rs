@@ -663,11 +663,8 @@ pub fn add_receiver(
             },
         );
     if cfg.latency_marks {
-        let at = match (cfg.sink, chain.last(), dec.static_pad("src")) {
-            (VideoSink::Clock, Some(sink), _) => Some(Presented::Sink(sink.clone())),
-            (_, _, src) => src.map(Presented::Pad),
-        };
-        if let Some(at) = at {
+        if let (Some(sink), Some(src)) = (chain.last(), dec.static_pad("src")) {
+            let at = Presented::choose(cfg.sink == VideoSink::Clock, sink, src);
             marks::read_video(&at, marks.clone());
             marks::ntp_latency(&at, marks.clone(), true);
         }
