@@ -11,6 +11,8 @@
 pub mod cli;
 pub mod identity;
 pub mod link;
+pub mod paths;
+pub mod relay;
 pub mod roster;
 pub mod service;
 pub mod uapi;

@@ -4,7 +4,10 @@
 //! WireGuard device and link, then `READY` to `$EWINDOW_READY_FD`; then it serves the control
 //! socket and the enrollment port, re-applies the roster on SIGHUP or when a member sends a
 //! newer one, and pushes its roster to every member each minute (and at once after a change),
-//! so updates spread even to members that were offline.
+//! so updates spread even to members that were offline; a roster taken from a member is passed
+//! on to the others (the newest version wins, so it stops where everyone has it). Once a second
+//! it reads WireGuard, steps the paths (`paths`: hints, hole punching, relays) and carries out
+//! what they say; a window whose roster entry says `relay = true` carries pairs (`relay`).
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -14,7 +17,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use ewindow_protocol::invite::Invitation;
 use ewindow_protocol::keys::PrivateKey;
-use ewindow_protocol::overlay::{PeerReply, PeerRequest, PeerStatus, Reply, Request, ENROLL_PORT};
+use ewindow_protocol::overlay::{
+    PeerReply, PeerRequest, PeerStatus, ProbeStep, Reply, Request, Seen, ENROLL_PORT,
+};
 use ewindow_protocol::window::{
     self, overlay_v6, parse_roster, roster_to_toml, Endpoint, Member, OpenHours, PublicKey,
     WindowConfig,
@@ -25,6 +30,8 @@ use tokio::sync::Mutex;
 use wireguard_control::{Backend, InterfaceName};
 
 use crate::identity;
+use crate::paths::{self, Action, Paths};
+use crate::relay::Relay;
 use crate::roster::{self, Pending, WantedPeer};
 use crate::{link, uapi, wg};
 
@@ -34,6 +41,11 @@ const MAX_LINE: usize = 256 * 1024;
 const MAX_CONNECTIONS: usize = 32;
 /// How often the roster is pushed to every member.
 const PUSH_EVERY: Duration = Duration::from_secs(60);
+/// How often WireGuard is read and the paths stepped.
+const STEP_EVERY: Duration = Duration::from_secs(1);
+/// How long the side that starts a probe checks the direct path (less than `PROBE_FOR_S`,
+/// the other side's window).
+const PROBE_CHECK_FOR: Duration = Duration::from_millis(2500);
 
 /// Where things are and how the overlay runs.
 #[derive(Debug, Clone)]
@@ -60,6 +72,38 @@ struct State {
     key: PrivateKey,
     config: WindowConfig,
     pending: Vec<Pending>,
+    paths: Paths,
+    /// The other members, their roster endpoints resolved (again each minute).
+    members: Vec<paths::Member>,
+}
+
+impl State {
+    fn resolve_members(&mut self) {
+        self.members = self
+            .config
+            .roster
+            .members
+            .iter()
+            .filter(|m| m.name != self.config.name)
+            .map(|m| paths::Member {
+                key: m.public_key,
+                name: m.name.clone(),
+                address: m.overlay_v6(),
+                endpoints: wg::resolve(&m.endpoints),
+                relay: m.relay,
+            })
+            .collect();
+    }
+
+    fn member_at(&self, source: IpAddr) -> Option<&paths::Member> {
+        self.members
+            .iter()
+            .find(|m| IpAddr::V6(m.address) == source)
+    }
+
+    fn is_relay(&self) -> bool {
+        self.config.own().is_some_and(|m| m.relay)
+    }
 }
 
 struct Overlay {
@@ -67,6 +111,8 @@ struct Overlay {
     iface: InterfaceName,
     backend: Backend,
     state: Mutex<State>,
+    relay: Relay,
+    started: tokio::time::Instant,
 }
 
 fn now_unix() -> u64 {
@@ -138,18 +184,27 @@ pub async fn up(opts: Options) -> Result<()> {
         uapi::wait_for_socket(&opts.iface, Duration::from_secs(10)).await?;
     }
     let pending = load_pending(&opts.invitations);
+    let mut state = State {
+        key,
+        config,
+        pending,
+        paths: Paths::new(),
+        members: Vec::new(),
+    };
+    state.resolve_members();
     let overlay = Arc::new(Overlay {
+        relay: Relay::new(overlay_v6(&own_pub), &opts.iface),
         iface,
         backend,
-        state: Mutex::new(State {
-            key,
-            config,
-            pending,
-        }),
+        state: Mutex::new(state),
         opts,
+        started: tokio::time::Instant::now(),
     });
     {
-        let st = overlay.state.lock().await;
+        let mut st = overlay.state.lock().await;
+        let live = overlay.live().unwrap_or_default();
+        let State { paths, members, .. } = &mut *st;
+        paths.step(0, members, &live);
         overlay.apply(&st).await?;
         tracing::info!(
             name = %st.config.name,
@@ -163,14 +218,11 @@ pub async fn up(opts: Options) -> Result<()> {
 
     let control = bind_control(&overlay.opts.control)?;
     tokio::spawn(overlay.clone().serve_control(control));
-    let enroll = TcpListener::bind(SocketAddr::new(
-        IpAddr::V6(overlay_v6(&own_pub)),
-        ENROLL_PORT,
-    ))
-    .await
-    .context("binding the enrollment port on the overlay address")?;
+    let enroll = enroll_listener(overlay_v6(&own_pub), &overlay.opts.iface)
+        .context("binding the enrollment port on the overlay address")?;
     tokio::spawn(overlay.clone().serve_enroll(enroll));
     tokio::spawn(overlay.clone().push_loop());
+    tokio::spawn(overlay.clone().path_loop());
 
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup())?;
@@ -189,6 +241,16 @@ pub async fn up(opts: Options) -> Result<()> {
     }
     tracing::info!("overlay stopping (the interface stays as it is)");
     Ok(())
+}
+
+/// The enrollment port on the overlay address, bound to the overlay device too: a connection
+/// to the overlay address from another interface (an outsider routing to it) finds nothing.
+fn enroll_listener(address: Ipv6Addr, device: &str) -> Result<TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v6()?;
+    socket.bind_device(Some(device.as_bytes()))?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::new(IpAddr::V6(address), ENROLL_PORT))?;
+    Ok(socket.listen(MAX_CONNECTIONS as u32)?)
 }
 
 fn bind_control(path: &Path) -> Result<UnixListener> {
@@ -212,6 +274,12 @@ async fn one_line<R: tokio::io::AsyncRead + Unpin>(read: R) -> Option<String> {
 impl Overlay {
     /// Brings WireGuard and the link to the state's roster and invitations.
     async fn apply(&self, st: &State) -> Result<()> {
+        self.apply_peers(st)?;
+        link::configure(&self.opts.iface, overlay_v6(&st.key.public_key())).await
+    }
+
+    /// Brings WireGuard's peers to the roster, the invitations and the paths' endpoints.
+    fn apply_peers(&self, st: &State) -> Result<()> {
         let wanted =
             roster::wanted_peers(&st.config.roster, &st.config.name, &st.pending, now_unix());
         let changes = wg::configure(
@@ -220,10 +288,18 @@ impl Overlay {
             &st.key,
             st.config.listen_port,
             &wanted,
+            |w| st.paths.endpoint(&w.public_key),
         )?;
-        link::configure(&self.opts.iface, overlay_v6(&st.key.public_key())).await?;
-        if changes.added + changes.changed + changes.removed > 0 {
+        if changes.added + changes.removed > 0 {
             tracing::info!(
+                added = changes.added,
+                changed = changes.changed,
+                removed = changes.removed,
+                unchanged = changes.unchanged,
+                "peers applied"
+            );
+        } else if changes.changed > 0 {
+            tracing::debug!(
                 added = changes.added,
                 changed = changes.changed,
                 removed = changes.removed,
@@ -255,6 +331,7 @@ impl Overlay {
             );
         }
         st.config = fresh;
+        st.resolve_members();
         self.apply(&st).await?;
         drop(st);
         self.tell_phone().await;
@@ -273,6 +350,7 @@ impl Overlay {
             0o644,
         )?;
         st.config = config;
+        st.resolve_members();
         self.apply(st).await
     }
 
@@ -387,6 +465,13 @@ impl Overlay {
                     .map(|p| format!("invitation for {}", p.name))
                     .unwrap_or_else(|| "?".into()),
             };
+            let (path, via) = match st.paths.path(&key) {
+                Some((path, via)) => (
+                    Some(path),
+                    via.and_then(|v| st.config.roster.by_key(&v).map(|m| m.name.clone())),
+                ),
+                None => (None, None),
+            };
             out.push(PeerStatus {
                 name,
                 public_key: key.to_base64(),
@@ -395,6 +480,8 @@ impl Overlay {
                 last_handshake_age_s: age,
                 rx_bytes: rx,
                 tx_bytes: tx,
+                path,
+                via,
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -482,6 +569,11 @@ impl Overlay {
                 endpoints,
             } => self.redeem(&id, &public_key, &endpoints, source).await,
             PeerRequest::Roster { text } => self.take_roster(&text, source).await,
+            PeerRequest::Seen { peers } => self.take_seen(&peers, source).await,
+            PeerRequest::Relay { peer, listen_port } => {
+                self.lease_for(&peer, listen_port, source).await
+            }
+            PeerRequest::Probe { step } => self.probe_step(step, source).await,
         };
         match result {
             Ok(reply) => reply,
@@ -558,10 +650,290 @@ impl Overlay {
         drop(st);
         tracing::info!(version, from = %source, "roster updated");
         self.tell_phone().await;
+        // Passed on, so a member the sender cannot reach gets it through us; a member that
+        // has it already refuses it as not newer, so it goes no further.
+        let me = self.clone();
+        tokio::spawn(async move { me.push_all().await });
         Ok(PeerReply {
             ok: true,
             ..PeerReply::default()
         })
+    }
+
+    /// A member tells where it sees the others.
+    async fn take_seen(&self, seen: &[Seen], source: IpAddr) -> Result<PeerReply> {
+        let mut st = self.state.lock().await;
+        let from = st
+            .member_at(source)
+            .ok_or_else(|| anyhow!("hints are taken from members only"))?
+            .key;
+        if seen.len() > st.members.len() + 1 {
+            bail!("more hints than members");
+        }
+        let now = self.now_s();
+        tracing::debug!(%source, hints = seen.len(), "hints taken");
+        for s in seen {
+            let about = PublicKey::from_base64(&s.public_key).map_err(|e| anyhow!("{e}"))?;
+            let endpoint: SocketAddr = s
+                .endpoint
+                .parse()
+                .map_err(|e| anyhow!("endpoint {}: {e}", s.endpoint))?;
+            if st.members.iter().any(|m| m.key == about) {
+                st.paths
+                    .hint(from, about, endpoint, s.handshake_age_s, now);
+            }
+        }
+        Ok(PeerReply {
+            ok: true,
+            ..PeerReply::default()
+        })
+    }
+
+    /// As a relay: a member asks to reach `peer` through us.
+    async fn lease_for(&self, peer: &str, listen_port: u16, source: IpAddr) -> Result<PeerReply> {
+        let (from, to) = {
+            let st = self.state.lock().await;
+            if !st.is_relay() {
+                bail!("this window is not a relay (its roster entry has no `relay = true`)");
+            }
+            let from = st
+                .member_at(source)
+                .ok_or_else(|| anyhow!("a relay carries members only"))?
+                .clone();
+            let to = PublicKey::from_base64(peer).map_err(|e| anyhow!("{e}"))?;
+            if to == from.key || !st.members.iter().any(|m| m.key == to) {
+                bail!("a relay carries traffic between two other members only");
+            }
+            (from, to)
+        };
+        let port = self
+            .relay
+            .lease(from.key, from.address, listen_port, to)
+            .await?;
+        Ok(PeerReply {
+            ok: true,
+            relay_port: Some(port),
+            ..PeerReply::default()
+        })
+    }
+
+    /// A relayed member agrees on trying the direct path.
+    async fn probe_step(&self, step: ProbeStep, source: IpAddr) -> Result<PeerReply> {
+        let mut st = self.state.lock().await;
+        let from = st
+            .member_at(source)
+            .ok_or_else(|| anyhow!("probes are taken from members only"))?
+            .key;
+        let now = self.now_s();
+        match step {
+            ProbeStep::Start => {
+                let State { paths, members, .. } = &mut *st;
+                let direct = paths
+                    .probe_begin(&from, members, now)
+                    .ok_or_else(|| anyhow!("no direct endpoint known for the sender"))?;
+                self.apply_peers(&st)?;
+                tracing::info!(endpoint = %direct, "trying the direct path, as a member asked");
+            }
+            ProbeStep::Check => {}
+            ProbeStep::Keep => {
+                st.paths.probe_end(&from, true, now);
+                self.apply_peers(&st)?;
+            }
+        }
+        Ok(PeerReply {
+            ok: true,
+            ..PeerReply::default()
+        })
+    }
+
+    /// Seconds since the overlay started (the paths' clock).
+    fn now_s(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// What WireGuard says of each peer, for the paths.
+    fn live(&self) -> Result<Vec<paths::Live>> {
+        Ok(wg::peers(&self.iface, self.backend)?
+            .into_iter()
+            .map(|p| paths::Live {
+                key: p.key,
+                endpoint: p.endpoint,
+                handshake_age_s: p.handshake_age_s,
+                rx: p.rx,
+            })
+            .collect())
+    }
+
+    /// Once a second: read WireGuard, step the paths, apply their endpoints, then ask what
+    /// they say (leases, probes) and tell the members where we see the others.
+    async fn path_loop(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(STEP_EVERY).await;
+            let live = match self.live() {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::debug!("reading WireGuard: {e:#}");
+                    continue;
+                }
+            };
+            let (actions, tell) = {
+                let mut st = self.state.lock().await;
+                let now = self.now_s();
+                let State { paths, members, .. } = &mut *st;
+                let actions = paths.step(now, members, &live);
+                let tell = paths.to_tell(now, &live).map(|seen| (seen, paths.reached()));
+                if let Err(e) = self.apply_peers(&st) {
+                    tracing::error!("applying the paths: {e:#}");
+                }
+                let actions: Vec<(Action, Option<Ipv6Addr>)> = actions
+                    .into_iter()
+                    .map(|a| {
+                        let to = match a {
+                            Action::Lease { relay, .. } => relay,
+                            Action::Probe { peer } => peer,
+                        };
+                        (a, st.members.iter().find(|m| m.key == to).map(|m| m.address))
+                    })
+                    .collect();
+                let tell = tell.map(|(seen, to)| {
+                    let addrs: Vec<Ipv6Addr> = st
+                        .members
+                        .iter()
+                        .filter(|m| to.contains(&m.key))
+                        .map(|m| m.address)
+                        .collect();
+                    (seen, addrs, st.config.listen_port)
+                });
+                (actions, tell)
+            };
+            for (action, addr) in actions {
+                let Some(addr) = addr else { continue };
+                let me = self.clone();
+                tokio::spawn(async move { me.act(action, addr).await });
+            }
+            if let Some((seen, to, _)) = tell {
+                tracing::debug!(members = to.len(), seen = seen.len(), "telling where we see the members");
+                let req = PeerRequest::Seen {
+                    peers: seen
+                        .into_iter()
+                        .map(|(k, e, age)| Seen {
+                            public_key: k.to_base64(),
+                            endpoint: e.to_string(),
+                            handshake_age_s: age,
+                        })
+                        .collect(),
+                };
+                for addr in to {
+                    let req = req.clone();
+                    tokio::spawn(async move {
+                        let r = tokio::time::timeout(Duration::from_secs(3), ask(addr, &req)).await;
+                        if let Ok(Ok(r)) = &r {
+                            if !r.ok {
+                                tracing::debug!(%addr, "hints not taken: {:?}", r.error);
+                            }
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// Carries out what the paths asked: a lease from a relay (at `addr`), or a probe with a
+    /// relayed member (at `addr`).
+    async fn act(self: Arc<Self>, action: Action, addr: Ipv6Addr) {
+        match action {
+            Action::Lease { relay, peer } => {
+                let listen_port = self.state.lock().await.config.listen_port;
+                let req = PeerRequest::Relay {
+                    peer: peer.to_base64(),
+                    listen_port,
+                };
+                match tokio::time::timeout(Duration::from_secs(3), ask(addr, &req)).await {
+                    Ok(Ok(PeerReply {
+                        ok: true,
+                        relay_port: Some(port),
+                        ..
+                    })) => {
+                        let mut st = self.state.lock().await;
+                        let endpoint = SocketAddr::new(IpAddr::V6(addr), port);
+                        let first = st.paths.endpoint(&peer) != Some(endpoint);
+                        st.paths.leased(&peer, &relay, endpoint);
+                        if let Err(e) = self.apply_peers(&st) {
+                            tracing::error!("applying a relay lease: {e:#}");
+                        }
+                        if first {
+                            let name = st.members.iter().find(|m| m.key == peer).map(|m| m.name.clone());
+                            tracing::info!(member = ?name, relay = %endpoint, "no direct path: through the relay");
+                        }
+                    }
+                    Ok(Ok(r)) => tracing::warn!(
+                        relay = %addr,
+                        "relay refused: {}",
+                        r.error.unwrap_or_default()
+                    ),
+                    Ok(Err(e)) => tracing::debug!(relay = %addr, "asking the relay: {e:#}"),
+                    Err(_) => tracing::debug!(relay = %addr, "the relay did not answer"),
+                }
+            }
+            Action::Probe { peer } => self.probe(peer, addr).await,
+        }
+    }
+
+    /// Tries the direct path with relayed member `peer` (at `addr`): it starts sending to our
+    /// direct endpoint, we to its; kept when a check goes and comes back straight.
+    async fn probe(&self, peer: PublicKey, addr: Ipv6Addr) {
+        let ask_for = |step| {
+            let req = PeerRequest::Probe { step };
+            async move {
+                matches!(
+                    tokio::time::timeout(Duration::from_millis(900), ask(addr, &req)).await,
+                    Ok(Ok(PeerReply { ok: true, .. }))
+                )
+            }
+        };
+        if !ask_for(ProbeStep::Start).await {
+            return;
+        }
+        let direct = {
+            let mut st = self.state.lock().await;
+            let now = self.now_s();
+            let State { paths, members, .. } = &mut *st;
+            let Some(direct) = paths.probe_begin(&peer, members, now) else {
+                return;
+            };
+            if let Err(e) = self.apply_peers(&st) {
+                tracing::error!("applying a probe: {e:#}");
+            }
+            direct
+        };
+        let until = tokio::time::Instant::now() + PROBE_CHECK_FOR;
+        let mut works = false;
+        while !works && tokio::time::Instant::now() < until {
+            if ask_for(ProbeStep::Check).await {
+                works = self
+                    .live()
+                    .ok()
+                    .and_then(|l| l.into_iter().find(|l| l.key == peer))
+                    .is_some_and(|l| l.endpoint == Some(direct));
+            }
+            if !works {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        {
+            let mut st = self.state.lock().await;
+            let now = self.now_s();
+            st.paths.probe_end(&peer, works, now);
+            if let Err(e) = self.apply_peers(&st) {
+                tracing::error!("ending a probe: {e:#}");
+            }
+        }
+        if works {
+            ask_for(ProbeStep::Keep).await;
+            tracing::info!(%addr, endpoint = %direct, "the direct path works again: off the relay");
+        } else {
+            tracing::info!(%addr, endpoint = %direct, "the direct path is still closed: staying on the relay");
+        }
     }
 
     /// Each minute: re-apply (a no-op unless wireguard-go restarted and lost the device's
@@ -570,7 +942,8 @@ impl Overlay {
         loop {
             tokio::time::sleep(PUSH_EVERY).await;
             {
-                let st = self.state.lock().await;
+                let mut st = self.state.lock().await;
+                st.resolve_members();
                 if let Err(e) = self.apply(&st).await {
                     tracing::error!("re-applying the overlay: {e:#}");
                 }
@@ -725,7 +1098,8 @@ pub async fn redeem(code: &str, ro: RedeemOptions) -> Result<(String, Vec<String
         address: inviter,
         endpoints: vec![endpoint],
     };
-    wg::configure(&iface, backend, &temp, ro.listen_port, &[peer])?;
+    let inviter_at = wg::resolve(&peer.endpoints).first().copied();
+    wg::configure(&iface, backend, &temp, ro.listen_port, &[peer], |_| inviter_at)?;
     link::configure(&opts.iface, overlay_v6(&temp.public_key())).await?;
     tracing::info!(inviter = %inv.endpoint, "reaching the inviter with the invitation's key");
     let req = PeerRequest::Redeem {

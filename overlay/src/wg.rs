@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ewindow_protocol::keys::PrivateKey;
-use ewindow_protocol::window::PublicKey;
+use ewindow_protocol::window::{Endpoint, PublicKey};
 use nix::errno::Errno;
 use wireguard_control::{
     AllowedIp, Backend, Device, DeviceUpdate, InterfaceName, Key, PeerConfigBuilder, PeerInfo,
@@ -50,6 +50,7 @@ fn key(k: &PublicKey) -> Key {
 /// A peer resolved for the device.
 struct Peer {
     public_key: Key,
+    /// Set when `Some`; `None` leaves the device's (roamed, or none yet).
     endpoint: Option<SocketAddr>,
     allowed: AllowedIp,
 }
@@ -68,22 +69,25 @@ impl Peer {
 
     fn matches(&self, live: &PeerInfo) -> bool {
         let c = &live.config;
-        // The live endpoint roams with the peer; only a configured one is compared.
+        // The live endpoint roams with the peer; only one we set is compared.
         c.allowed_ips == [self.allowed.clone()]
             && (self.endpoint.is_none() || c.endpoint == self.endpoint)
             && c.persistent_keepalive_interval.unwrap_or(0) == KEEPALIVE_S
     }
 }
 
-/// The first endpoint that resolves (addresses need no lookup; names are looked up here).
-fn resolve(p: &WantedPeer) -> Option<SocketAddr> {
-    p.endpoints.iter().find_map(|e| match e.ip() {
-        Some(ip) => Some(SocketAddr::new(ip, e.port)),
-        None => (e.host.as_str(), e.port)
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next()),
-    })
+/// Every endpoint that resolves, in order (addresses need no lookup; names are looked up here).
+pub fn resolve(endpoints: &[Endpoint]) -> Vec<SocketAddr> {
+    endpoints
+        .iter()
+        .filter_map(|e| match e.ip() {
+            Some(ip) => Some(SocketAddr::new(ip, e.port)),
+            None => (e.host.as_str(), e.port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next()),
+        })
+        .collect()
 }
 
 /// What one apply changed.
@@ -117,13 +121,15 @@ pub fn get(iface: &InterfaceName, backend: Backend) -> Result<Option<Device>> {
     }
 }
 
-/// Brings the device to this key, port and exactly these peers, in one apply.
+/// Brings the device to this key, port and exactly these peers, in one apply; `endpoint`
+/// says where each peer's packets go (`None`: leave the device's).
 pub fn configure(
     iface: &InterfaceName,
     backend: Backend,
     private_key: &PrivateKey,
     listen_port: u16,
     wanted: &[WantedPeer],
+    endpoint: impl Fn(&WantedPeer) -> Option<SocketAddr>,
 ) -> Result<Changes> {
     let live = get(iface, backend)?;
     let private = Key(*private_key.as_bytes());
@@ -138,7 +144,7 @@ pub fn configure(
         .iter()
         .map(|w| Peer {
             public_key: key(&w.public_key),
-            endpoint: resolve(w),
+            endpoint: endpoint(w),
             allowed: AllowedIp {
                 address: w.address.into(),
                 cidr: 128,

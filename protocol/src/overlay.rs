@@ -4,7 +4,9 @@
 //!   [`Request`] → [`Reply`].
 //! - The enrollment port (TCP [`ENROLL_PORT`] on the window's overlay address, so reachable
 //!   only through WireGuard): a newcomer redeems an invitation, and members push signed roster
-//!   updates to each other. [`PeerRequest`] → [`PeerReply`].
+//!   updates to each other, tell each other where they see the others (`seen`: hints for
+//!   crossing NAT), ask a relay member for a relay port and agree on trying a direct path
+//!   again (`probe`). [`PeerRequest`] → [`PeerReply`].
 //!
 //! ```text
 //! → {"cmd":"invite","name":"fablab-nantes"}
@@ -85,6 +87,65 @@ pub struct PeerStatus {
     pub rx_bytes: u64,
     /// Bytes sent to it.
     pub tx_bytes: u64,
+    /// How this window reaches it (members only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<Path>,
+    /// `relay`: the member whose relay carries the traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+}
+
+/// How a window reaches a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Path {
+    /// WireGuard straight to its endpoint.
+    Direct,
+    /// Through a relay member (WireGuard end to end inside the relay's).
+    Relay,
+    /// No session yet: trying the endpoints it is known or seen at.
+    Trying,
+    /// No session, nothing left to try and no relay reaches it.
+    Unreachable,
+}
+
+impl Path {
+    /// The word `ewindowctl members` and the console show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Path::Direct => "direct",
+            Path::Relay => "relay",
+            Path::Trying => "trying",
+            Path::Unreachable => "unreachable",
+        }
+    }
+}
+
+/// Where a window sees one member (a hint, never trusted for identity: WireGuard's keys decide).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Seen {
+    /// The member's public key (base64).
+    pub public_key: String,
+    /// The underlay endpoint its packets come from (ip:port).
+    pub endpoint: String,
+    /// Seconds since the last handshake with it.
+    pub handshake_age_s: u64,
+}
+
+/// A step of trying the direct path again while relayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeStep {
+    /// The receiver sends to the sender's direct endpoint for a few seconds.
+    Start,
+    /// Answered on whatever path the receiver uses now (the sender checks it came direct).
+    Check,
+    /// The direct path works both ways: the receiver keeps it.
+    Keep,
 }
 
 /// A request on the enrollment port.
@@ -108,6 +169,24 @@ pub enum PeerRequest {
         /// The TOML text.
         text: String,
     },
+    /// Where the sender sees the members it has a direct session with.
+    Seen {
+        /// One entry per member.
+        peers: Vec<Seen>,
+    },
+    /// To a relay member: carry the sender's WireGuard traffic with `peer` (the relay answers
+    /// with a port on its overlay address; both ends must ask).
+    Relay {
+        /// The other end's public key (base64).
+        peer: String,
+        /// The sender's WireGuard listen port.
+        listen_port: u16,
+    },
+    /// Trying the direct path again (see [`ProbeStep`]).
+    Probe {
+        /// Which step.
+        step: ProbeStep,
+    },
 }
 
 /// The reply on the enrollment port.
@@ -125,6 +204,9 @@ pub struct PeerReply {
     /// `redeem`: the signed roster that now includes the newcomer (TOML, as in `Roster`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roster: Option<String>,
+    /// `relay`: the UDP port on the relay's overlay address that carries the pair's traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_port: Option<u16>,
 }
 
 #[cfg(test)]

@@ -1,0 +1,688 @@
+//! The lab the overlay's tests run in: namespaces on this machine joined by veth pairs on a
+//! bridge (the underlay, 192.168.77.0/24 and 2001:db8:77::/64), each window running
+//! wireguard-go, `ewindow-overlay` and `ewindow-phone` — the real programs, as a window runs
+//! them. Needs root (CI runs as root), `ip` (iproute2) and `wireguard-go`; the NAT tests also
+//! `nft` and `tcpdump`.
+//!
+//! Each test uses its own interface names (`ew<lab><window>`): wireguard-go's UAPI socket is a
+//! path in /var/run/wireguard, shared by every namespace of the machine.
+#![allow(dead_code)] // each test binary uses part of it
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const OVERLAY: &str = env!("CARGO_BIN_EXE_ewindow-overlay");
+
+/// A binary of another package of the workspace, built when missing.
+pub fn workspace_bin(name: &str, package: &str) -> PathBuf {
+    let dir = Path::new(OVERLAY).parent().unwrap();
+    let bin = dir.join(name);
+    if !bin.exists() {
+        let ok = Command::new(env!("CARGO"))
+            .args(["build", "-p", package, "--bin", name])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "building {name}");
+    }
+    bin
+}
+
+pub fn sh(cmd: &str) -> Output {
+    Command::new("sh").args(["-c", cmd]).output().unwrap()
+}
+
+pub fn must(cmd: &str) -> String {
+    let out = sh(cmd);
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub struct Window {
+    pub name: String,
+    pub ns: String,
+    pub dir: PathBuf,
+    pub n: u8,
+    pub iface: String,
+    /// The overlay gets no `--endpoint`: invitations carry the LAN address it finds itself.
+    pub lan_only: bool,
+}
+
+impl Window {
+    pub fn v4(&self) -> String {
+        format!("192.168.77.{}", self.n)
+    }
+    pub fn window_file(&self) -> PathBuf {
+        self.dir.join("window.toml")
+    }
+    pub fn overlay_sock(&self) -> PathBuf {
+        self.dir.join("overlay.sock")
+    }
+    pub fn phone_sock(&self) -> PathBuf {
+        self.dir.join("phone.sock")
+    }
+    pub fn public_key(&self) -> String {
+        must(&format!(
+            "{OVERLAY} identity --identity {}",
+            self.dir.join("identity.key").display()
+        ))
+        .trim()
+        .to_owned()
+    }
+    /// The overlay address, from the overlay's control socket.
+    pub fn overlay_addr(&self) -> String {
+        ask(&self.overlay_sock(), json!({"cmd": "identity"}))["address"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+    pub fn exec(&self, cmd: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns, "sh", "-c", cmd]);
+        c
+    }
+}
+
+/// One lab: the bridge namespace, the windows, their processes; all removed on drop.
+pub struct Lab {
+    pub id: char,
+    pub bridge: String,
+    pub windows: Vec<Window>,
+    pub procs: Vec<(String, Child)>,
+    pub root: PathBuf,
+    /// NAT routers' namespaces.
+    pub routers: Vec<String>,
+}
+
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests create network namespaces and run wireguard-go: run them as root, as CI does"
+    );
+}
+
+impl Lab {
+    pub fn new(id: char) -> Lab {
+        require_root();
+        let pid = std::process::id() % 100_000;
+        let root = std::env::temp_dir().join(format!("ewindow-lab{id}-{pid}"));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        let bridge = format!("ewl{id}{pid}br");
+        let _ = sh(&format!("ip netns del {bridge}"));
+        must(&format!(
+            "ip netns add {bridge} && ip -n {bridge} link set lo up && \
+             ip -n {bridge} link add br0 type bridge && ip -n {bridge} link set br0 up"
+        ));
+        Lab {
+            id,
+            bridge,
+            windows: Vec::new(),
+            procs: Vec::new(),
+            root,
+            routers: Vec::new(),
+        }
+    }
+
+    /// A window on its own LAN (10.0.N.0/24) behind a NAT router namespace whose underlay
+    /// address is 192.168.77.N (the window's `v4()`): nftables `masquerade` keeps the source
+    /// port when it can (one mapping per source port, filtering per destination: a home
+    /// router), `masquerade random` takes a new port per destination (a symmetric NAT). The
+    /// window has no IPv6 underlay; its overlay gets no `--endpoint`.
+    pub fn behind_nat(&mut self, name: &str, random: bool) -> usize {
+        let n = self.windows.len() as u8 + 1;
+        let pid = std::process::id() % 100_000;
+        let ns = format!("ewl{}{pid}{name}", self.id);
+        let router = format!("ewl{}{pid}r{name}", self.id);
+        let dir = self.root.join(name);
+        fs::create_dir_all(&dir).unwrap();
+        let tag = format!("{}{name}{}", self.id, pid % 1000);
+        for x in [&ns, &router] {
+            let _ = sh(&format!("ip netns del {x}"));
+        }
+        must(&format!(
+            "ip netns add {router} && ip -n {router} link set lo up && \
+             ip netns add {ns} && ip -n {ns} link set lo up && \
+             ip link add ewv{tag} type veth peer name ewp{tag} && \
+             ip link set ewv{tag} netns {br} && ip -n {br} link set ewv{tag} master br0 up && \
+             ip link set ewp{tag} netns {router} && ip -n {router} link set ewp{tag} name eth0 && \
+             ip -n {router} addr add 192.168.77.{n}/24 dev eth0 && ip -n {router} link set eth0 up && \
+             ip link add ewl{tag} type veth peer name ewm{tag} && \
+             ip link set ewl{tag} netns {router} && ip -n {router} link set ewl{tag} name lan0 && \
+             ip -n {router} addr add 10.0.{n}.1/24 dev lan0 && ip -n {router} link set lan0 up && \
+             ip link set ewm{tag} netns {ns} && ip -n {ns} link set ewm{tag} name eth0 && \
+             ip -n {ns} addr add 10.0.{n}.2/24 dev eth0 && ip -n {ns} link set eth0 up && \
+             ip -n {ns} route add default via 10.0.{n}.1 && \
+             ip netns exec {router} sysctl -qw net.ipv4.ip_forward=1",
+            br = self.bridge
+        ));
+        self.routers.push(router);
+        self.windows.push(Window {
+            name: name.into(),
+            ns,
+            dir,
+            n,
+            iface: format!("ew{}{name}", self.id),
+            lan_only: true,
+        });
+        let w = self.windows.len() - 1;
+        self.nat(w, random);
+        w
+    }
+
+    /// The rules of window `w`'s router (see [`Lab::behind_nat`]), replaced in one go.
+    pub fn nat(&self, w: usize, random: bool) {
+        let router = self.router(w);
+        let how = if random { "masquerade random" } else { "masquerade" };
+        // A home router also drops what nobody inside asked for: without that, Linux keeps a
+        // conntrack entry for the other side's first (unsolicited) packet, and the inside's
+        // own packet to that peer then gets another source port — no hole ever opens.
+        let rules = format!(
+            "table ip nat {{}}\ndelete table ip nat\ntable ip nat {{\n chain post {{\n  \
+             type nat hook postrouting priority srcnat; policy accept;\n  \
+             oifname \"eth0\" {how}\n }}\n}}\n\
+             table inet router {{}}\ndelete table inet router\ntable inet router {{\n \
+             chain input {{\n  type filter hook input priority filter; policy accept;\n  \
+             iifname \"eth0\" ct state new drop\n }}\n \
+             chain forward {{\n  type filter hook forward priority filter; policy accept;\n  \
+             iifname \"eth0\" ct state new drop\n }}\n}}\n"
+        );
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &router, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(rules.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success(), "nft in {router}");
+    }
+
+    /// The router namespace in front of window `w`.
+    pub fn router(&self, w: usize) -> String {
+        let win = &self.windows[w];
+        let pid = std::process::id() % 100_000;
+        format!("ewl{}{pid}r{}", self.id, win.name)
+    }
+
+    /// Each listed window's `window.toml`: the same roster, members in order, each with its
+    /// underlay endpoint or none (`(window, endpoint?, relay?)`), and each window's partner.
+    pub fn roster_with(&self, members: &[(usize, bool, bool)], partners: &[(usize, &str)]) {
+        let mut roster = String::from("[roster]\nversion = 1\n");
+        for &(m, endpoint, relay) in members {
+            let w = &self.windows[m];
+            let endpoints = if endpoint {
+                format!("[\"{}:51820\"]", w.v4())
+            } else {
+                "[]".into()
+            };
+            roster.push_str(&format!(
+                "\n[[member]]\nname = \"{}\"\npublic_key = \"{}\"\nendpoints = {endpoints}\nrelay = {relay}\n",
+                w.name,
+                w.public_key(),
+            ));
+        }
+        for &(m, _, _) in members {
+            let w = &self.windows[m];
+            let partner = partners
+                .iter()
+                .find(|(p, _)| *p == m)
+                .map(|(_, name)| format!("partner = \"{name}\"\n"))
+                .unwrap_or_default();
+            fs::write(
+                w.window_file(),
+                format!(
+                    "[window]\nname = \"{}\"\n{partner}presence_interval_s = 2\n\n{roster}",
+                    w.name
+                ),
+            )
+            .unwrap();
+        }
+    }
+
+    /// wireguard-go and the overlay only (a member that relays, or has no screen).
+    pub fn start_overlay(&mut self, w: usize) {
+        self.start_wireguard(w);
+        let args = self.overlay_args(w);
+        self.spawn(w, "overlay", &format!("{OVERLAY} up {args}"));
+    }
+
+    /// What window `w`'s overlay says of member `name` (`path`, `via`, `endpoint`, …).
+    pub fn peer(&self, w: usize, name: &str) -> Value {
+        let sock = self.windows[w].overlay_sock();
+        if UnixStream::connect(&sock).is_err() {
+            return Value::Null;
+        }
+        let r = ask(&sock, json!({"cmd": "members"}));
+        r["members"]
+            .as_array()
+            .and_then(|m| m.iter().find(|p| p["name"] == name).cloned())
+            .unwrap_or(Value::Null)
+    }
+
+    /// `tcpdump` on window `w`'s interface `dev` into `what.pcap` (UDP only, written packet by
+    /// packet, so it can be read while it runs).
+    pub fn capture(&mut self, w: usize, dev: &str, what: &str) -> PathBuf {
+        let file = self.windows[w].dir.join(format!("{what}.pcap"));
+        let cmd = format!("tcpdump -i {dev} -U -n -s 256 -w {} udp", file.display());
+        self.spawn(w, what, &cmd);
+        // tcpdump says "listening on" once the capture runs.
+        wait_for(&format!("{what} capturing"), 10, || {
+            (!self.log(w, what).contains("listening on")).then(|| self.log(w, what))
+        });
+        file
+    }
+
+    /// A namespace on the underlay with its own address (no WireGuard, no processes yet).
+    pub fn host(&mut self, name: &str) -> usize {
+        let n = self.windows.len() as u8 + 1;
+        let pid = std::process::id() % 100_000;
+        let ns = format!("ewl{}{pid}{name}", self.id);
+        let dir = self.root.join(name);
+        fs::create_dir_all(&dir).unwrap();
+        let (va, vb) = (
+            format!("ewv{}{name}{}", self.id, pid % 1000),
+            format!("ewp{}{name}{}", self.id, pid % 1000),
+        );
+        let _ = sh(&format!("ip netns del {ns}"));
+        must(&format!(
+            "ip netns add {ns} && ip -n {ns} link set lo up && \
+             ip link add {va} type veth peer name {vb} && \
+             ip link set {va} netns {br} && ip -n {br} link set {va} master br0 up && \
+             ip link set {vb} netns {ns} && ip -n {ns} link set {vb} name eth0 && \
+             ip -n {ns} addr add 192.168.77.{n}/24 dev eth0 && \
+             ip -n {ns} addr add 2001:db8:77::{n}/64 dev eth0 nodad && \
+             ip -n {ns} link set eth0 up",
+            br = self.bridge
+        ));
+        self.windows.push(Window {
+            name: name.into(),
+            ns,
+            dir,
+            n,
+            iface: format!("ew{}{name}", self.id),
+            lan_only: false,
+        });
+        self.windows.len() - 1
+    }
+
+    pub fn spawn(&mut self, w: usize, what: &str, cmd: &str) {
+        let win = &self.windows[w];
+        let log = fs::File::create(win.dir.join(format!("{what}.log"))).unwrap();
+        let child = win
+            .exec(&format!("exec {cmd}"))
+            .env(
+                "EWINDOW_LOG",
+                std::env::var("LAB_LOG").unwrap_or_else(|_| "info,rsipstack=warn".into()),
+            )
+            .env("WG_PROCESS_FOREGROUND", "1")
+            .env("LOG_LEVEL", "error")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.procs.push((format!("{}:{what}", win.name), child));
+    }
+
+    pub fn log(&self, w: usize, what: &str) -> String {
+        fs::read_to_string(self.windows[w].dir.join(format!("{what}.log"))).unwrap_or_default()
+    }
+
+    /// Writes every listed window's `window.toml` with the same roster (members in order).
+    pub fn roster(&self, members: &[usize], presence_s: u32) {
+        let mut roster = String::from("[roster]\nversion = 1\n");
+        for &m in members {
+            let w = &self.windows[m];
+            roster.push_str(&format!(
+                "\n[[member]]\nname = \"{}\"\npublic_key = \"{}\"\nendpoints = [\"{}:51820\"]\n",
+                w.name,
+                w.public_key(),
+                w.v4()
+            ));
+        }
+        for &m in members {
+            let w = &self.windows[m];
+            fs::write(
+                w.window_file(),
+                format!(
+                    "[window]\nname = \"{}\"\npresence_interval_s = {presence_s}\n\n{roster}",
+                    w.name
+                ),
+            )
+            .unwrap();
+        }
+    }
+
+    pub fn overlay_args(&self, w: usize) -> String {
+        let win = &self.windows[w];
+        let endpoint = if win.lan_only {
+            String::new()
+        } else {
+            format!(" --endpoint {}:51820", win.v4())
+        };
+        format!(
+            "--interface {} --backend userspace --window {} --identity {} --invitations {} \
+             --control {} --phone-control {}{endpoint}",
+            win.iface,
+            win.window_file().display(),
+            win.dir.join("identity.key").display(),
+            win.dir.join("invitations.json").display(),
+            win.overlay_sock().display(),
+            win.phone_sock().display(),
+        )
+    }
+
+    pub fn start_wireguard(&mut self, w: usize) {
+        let iface = self.windows[w].iface.clone();
+        self.spawn(w, "wireguard-go", &format!("wireguard-go -f {iface}"));
+    }
+
+    /// wireguard-go, the overlay (waits until it answers) and the phone.
+    pub fn start_window(&mut self, w: usize) {
+        self.start_wireguard(w);
+        let args = self.overlay_args(w);
+        self.spawn(w, "overlay", &format!("{OVERLAY} up {args}"));
+        let sock = self.windows[w].overlay_sock();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(&sock).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "overlay of {} not up:\n{}\n{}",
+                self.windows[w].name,
+                self.log(w, "overlay"),
+                self.log(w, "wireguard-go")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.start_phone(w);
+    }
+
+    pub fn start_phone(&mut self, w: usize) {
+        let phone = workspace_bin("ewindow-phone", "ewindow-phone");
+        let win = &self.windows[w];
+        let cmd = format!(
+            "{} listen --window {} --auto-answer --control {} --video-codecs vp8 --video-size 320x240 --video-fps 15",
+            phone.display(),
+            win.window_file().display(),
+            win.phone_sock().display()
+        );
+        self.spawn(w, "phone", &cmd);
+        let sock = self.windows[w].phone_sock();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(&sock).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "phone of {} not up:\n{}",
+                self.windows[w].name,
+                self.log(w, "phone")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `ewindow-phone call` from window `from` to member `to`, for `secs`.
+    pub fn call(&self, from: usize, to: &str, secs: f64) -> (bool, String, Value) {
+        let phone = workspace_bin("ewindow-phone", "ewindow-phone");
+        let win = &self.windows[from];
+        let stats = win.dir.join(format!("call-{to}.json"));
+        let out = win
+            .exec(&format!(
+                "{} call {to} --window {} --duration {secs} --stats-json {} --video-codecs vp8 --video-size 320x240 --video-fps 15",
+                phone.display(),
+                win.window_file().display(),
+                stats.display()
+            ))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stats = fs::read_to_string(&stats)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        (out.status.success(), text, stats)
+    }
+}
+
+impl Lab {
+    /// wireguard-go, the overlay and the phone in window mode (audio only: three windows share
+    /// two cores).
+    pub fn start_window_mode(&mut self, w: usize) {
+        self.start_window_mode_with(w, "--video-codecs none");
+    }
+
+    /// The same with these media options for the phone.
+    pub fn start_window_mode_with(&mut self, w: usize, media: &str) {
+        self.start_wireguard(w);
+        let args = self.overlay_args(w);
+        self.spawn(w, "overlay", &format!("{OVERLAY} up {args}"));
+        let phone = workspace_bin("ewindow-phone", "ewindow-phone");
+        let win = &self.windows[w];
+        let cmd = format!(
+            "{} window --window-file {} --control {} {media}",
+            phone.display(),
+            win.window_file().display(),
+            win.phone_sock().display()
+        );
+        self.spawn(w, "phone", &cmd);
+    }
+
+    pub fn state(&self, w: usize) -> (String, String) {
+        let sock = self.windows[w].phone_sock();
+        if UnixStream::connect(&sock).is_err() {
+            return ("no socket".into(), String::new());
+        }
+        let r = ask(&sock, json!({"cmd": "status"}));
+        let st = &r["status"]["state"];
+        (
+            st["kind"].as_str().unwrap_or("?").to_owned(),
+            st["peer"].as_str().unwrap_or("").to_owned(),
+        )
+    }
+
+    pub fn wait_state(&self, w: usize, kind: &str, peer: &str, secs: u64) {
+        wait_for(
+            &format!("{} {kind} {peer}", self.windows[w].name),
+            secs,
+            || {
+                let (k, p) = self.state(w);
+                (k != kind || p != peer).then(|| format!("{k} {p}\n{}", self.log(w, "phone")))
+            },
+        );
+    }
+
+    pub fn ctl(&self, w: usize, args: &str) {
+        let ctl = workspace_bin("ewindowctl", "ewindow-console");
+        must(&format!(
+            "{} --phone-control {} {args}",
+            ctl.display(),
+            self.windows[w].phone_sock().display()
+        ));
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.procs {
+            let _ = c.kill();
+        }
+        for (_, c) in &mut self.procs {
+            let _ = c.wait();
+        }
+        // Processes started inside namespaces by `ip netns exec` are its children: gone too.
+        for ns in &self.routers {
+            let _ = sh(&format!("ip netns del {ns}"));
+        }
+        for w in &self.windows {
+            let _ = sh(&format!(
+                "ip netns pids {ns} | xargs -r kill -9; ip netns del {ns}",
+                ns = w.ns
+            ));
+            let _ = fs::remove_file(format!("/var/run/wireguard/{}.sock", w.iface));
+        }
+        let _ = sh(&format!("ip netns del {}", self.bridge));
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.root);
+        } else {
+            eprintln!("lab kept for inspection: {}", self.root.display());
+        }
+    }
+}
+
+pub fn ask(socket: &Path, req: Value) -> Value {
+    let mut s = UnixStream::connect(socket).unwrap_or_else(|e| panic!("{}: {e}", socket.display()));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    writeln!(s, "{req}").unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+}
+
+/// Sends a SIP OPTIONS over UDP from inside namespace `ns` (a thread that entered it) to
+/// `[addr]:5060` and returns the status line of the answer, or "no answer".
+pub fn udp_probe_from(ns: &str, addr: &str) -> String {
+    let ns = ns.to_owned();
+    let addr = addr.to_owned();
+    std::thread::spawn(move || {
+        let f = fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let s = std::net::UdpSocket::bind("[::]:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let msg = format!(
+            "OPTIONS sip:a@[{addr}]:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP [2001:db8:77::3]:5099;branch=z9hG4bKprobe1\r\n\
+             From: <sip:a@[2001:db8:77::3]>;tag=1\r\nTo: <sip:a@[{addr}]>\r\n\
+             Call-ID: probe1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        s.send_to(msg.as_bytes(), format!("[{addr}]:5060")).unwrap();
+        let mut buf = [0u8; 2000];
+        match s.recv(&mut buf) {
+            Ok(n) => String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned(),
+            Err(_) => "no answer".to_owned(),
+        }
+    })
+    .join()
+    .unwrap()
+}
+
+pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> Option<String>) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f().is_none() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("{what}: {}", f().unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The statistics of one stream (`audio`/`video`, `send`/`recv`).
+pub fn stream<'a>(stats: &'a Value, media: &str, direction: &str) -> &'a Value {
+    stats["streams"]
+        .as_array()
+        .and_then(|s| {
+            s.iter()
+                .find(|x| x["media"] == media && x["direction"] == direction)
+        })
+        .unwrap_or(&Value::Null)
+}
+
+pub fn decoded(stats: &Value, media: &str) -> u64 {
+    stream(stats, media, "recv")["decoded"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+
+/// One UDP datagram of a capture.
+#[derive(Debug, Clone)]
+pub struct Datagram {
+    pub from: std::net::SocketAddr,
+    pub to: std::net::SocketAddr,
+    /// As captured (at most the snap length).
+    pub payload: Vec<u8>,
+    /// Its length on the wire.
+    pub len: usize,
+}
+
+/// The UDP datagrams of a pcap file (Ethernet or raw IP captures, IPv4 and IPv6).
+pub fn udp_datagrams(pcap: &[u8]) -> Vec<Datagram> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    let u16be = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
+    let u32le = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    if pcap.len() < 24 {
+        return Vec::new();
+    }
+    let linktype = u32le(&pcap[20..]);
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let caplen = u32le(&pcap[at + 8..]) as usize;
+        let frame = &pcap[at + 16..(at + 16 + caplen).min(pcap.len())];
+        at += 16 + caplen;
+        let ip = match linktype {
+            1 if frame.len() > 14 => &frame[14..],
+            101 | 12 => frame,
+            113 if frame.len() > 16 => &frame[16..],
+            _ => continue,
+        };
+        let (from_ip, to_ip, udp): (IpAddr, IpAddr, &[u8]) = match ip.first().map(|b| b >> 4) {
+            Some(4) if ip.len() >= 20 && ip[9] == 17 => {
+                let ihl = usize::from(ip[0] & 15) * 4;
+                let a = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+                let b = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+                (a.into(), b.into(), &ip[ihl.min(ip.len())..])
+            }
+            Some(6) if ip.len() >= 40 && ip[6] == 17 => {
+                let a: [u8; 16] = ip[8..24].try_into().unwrap();
+                let b: [u8; 16] = ip[24..40].try_into().unwrap();
+                (Ipv6Addr::from(a).into(), Ipv6Addr::from(b).into(), &ip[40..])
+            }
+            _ => continue,
+        };
+        if udp.len() < 8 {
+            continue;
+        }
+        out.push(Datagram {
+            from: SocketAddr::new(from_ip, u16be(udp)),
+            to: SocketAddr::new(to_ip, u16be(&udp[2..])),
+            len: usize::from(u16be(&udp[4..])).saturating_sub(8),
+            payload: udp[8..].to_vec(),
+        });
+    }
+    out
+}
+
+/// Whether a UDP payload is a WireGuard message: type 1–4, three zero bytes, and the length
+/// that type has (a data message: 16 bytes of header, 16 of tag, the padded packet).
+pub fn is_wireguard(d: &Datagram) -> bool {
+    let p = &d.payload;
+    p.len() >= 4
+        && p[1..4] == [0, 0, 0]
+        && match p[0] {
+            1 => d.len == 148,
+            2 => d.len == 92,
+            3 => d.len == 64,
+            4 => d.len >= 32 && (d.len - 32) % 16 == 0,
+            _ => false,
+        }
+}

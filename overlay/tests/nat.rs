@@ -1,0 +1,375 @@
+//! Windows behind NAT (the lab: `lab/mod.rs`; routers are namespaces with nftables
+//! `masquerade`): endpoints learned through a member and hole punching, the relay member, the
+//! switch from the relay to a direct path during a call, roster updates through a member, and
+//! an outsider who knows every endpoint. The figures (seconds to open, the relay's cost, the
+//! outage of a switch) are printed, never asserted.
+
+mod lab;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use lab::*;
+use serde_json::{json, Value};
+
+const VIDEO: &str = "--video-codecs vp8 --video-size 320x240 --video-fps 15";
+
+/// Runs `f` in a thread that entered namespace `ns`.
+fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let ns = ns.to_owned();
+    std::thread::spawn(move || {
+        let file = fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// The running call of window `w` as its phone reports it (streams with their counters).
+fn live_call(lab: &Lab, w: usize) -> Value {
+    let r = ask(&lab.windows[w].phone_sock(), json!({"cmd": "status"}));
+    r["status"]["call"].clone()
+}
+
+/// Waits until both windows decode audio and video from each other; SRTP on both.
+fn decoded_both_ways(lab: &Lab, a: usize, b: usize) {
+    for (w, other) in [(a, b), (b, a)] {
+        wait_for(
+            &format!("{} decodes {}", lab.windows[w].name, lab.windows[other].name),
+            30,
+            || {
+                let call = live_call(lab, w);
+                let ok = decoded(&call, "audio") > 50
+                    && decoded(&call, "video") > 10
+                    && stream(&call, "audio", "recv")["srtp"] == true
+                    && stream(&call, "video", "recv")["srtp"] == true;
+                (!ok).then(|| call.to_string())
+            },
+        );
+    }
+}
+
+/// Ticks (user + system) of these processes.
+fn ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|pid| fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .map(|stat| {
+            // After the command's closing parenthesis: state is field 3, utime 14, stime 15.
+            let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .map(|x| x.parse().unwrap_or(0))
+                .collect();
+            f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
+        })
+        .sum()
+}
+
+/// Per cent of one core window `w`'s WireGuard and overlay use over `secs`.
+fn overlay_cpu(lab: &Lab, w: usize, secs: f64) -> f64 {
+    let name = &lab.windows[w].name;
+    let pids: Vec<u32> = lab
+        .procs
+        .iter()
+        .filter(|(n, _)| *n == format!("{name}:overlay") || *n == format!("{name}:wireguard-go"))
+        .map(|(_, c)| c.id())
+        .collect();
+    assert_eq!(pids.len(), 2);
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    let t0 = ticks(&pids);
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    (ticks(&pids) - t0) as f64 / hz / secs * 100.0
+}
+
+/// Two windows each behind its own home router (`masquerade`), a third member on the
+/// underlay with a reachable endpoint: the two know only the third's endpoint, learn each
+/// other's public mapping from it, punch through their NATs and open to each other directly.
+#[test]
+fn behind_two_nats_the_window_opens_directly_with_endpoints_learned_through_a_member() {
+    let mut lab = Lab::new('n');
+    let a = lab.behind_nat("a", false);
+    let b = lab.behind_nat("b", false);
+    let c = lab.host("c");
+    lab.roster_with(
+        &[(a, false, false), (b, false, false), (c, true, false)],
+        &[(a, "b"), (b, "a")],
+    );
+    let t0 = Instant::now();
+    lab.start_overlay(c);
+    lab.start_window_mode_with(a, VIDEO);
+    lab.start_window_mode_with(b, VIDEO);
+    lab.wait_state(a, "open", "b", 90);
+    let opened = t0.elapsed();
+    lab.wait_state(b, "open", "a", 15);
+
+    // Straight to B's router's public mapping: not through C, not B's LAN address.
+    for (w, other) in [(a, b), (b, a)] {
+        let p = lab.peer(w, &lab.windows[other].name);
+        assert_eq!(p["path"], "direct", "{p}\n{}", lab.log(w, "overlay"));
+        let router = lab.windows[other].v4();
+        let endpoint = p["endpoint"].as_str().unwrap_or("");
+        assert!(endpoint.starts_with(&format!("{router}:")), "{p}");
+    }
+    decoded_both_ways(&lab, a, b);
+    let rtt = ask(&lab.windows[a].phone_sock(), json!({"cmd": "members"}));
+    eprintln!(
+        "figure: topology 1 (two home routers): overlay start → window open {:.1} s; SIP RTT a→b {}",
+        opened.as_secs_f64(),
+        rtt["members"]
+    );
+}
+
+/// B behind a symmetric NAT (`masquerade random`): punching cannot work, so after
+/// `RELAY_AFTER_S` the two go through C (`relay = true`). C's underlay carries WireGuard only,
+/// and what C's overlay sees of the pair is their own WireGuard session (no SIP, no SDP key, no
+/// RTP). An outsider on the underlay that knows every endpoint gets nothing from anyone, nor
+/// from the relay. Then B's router becomes a home router and forgets its mappings (as after a
+/// new lease): the running call moves to the direct path without ending.
+#[test]
+fn a_symmetric_nat_opens_through_the_relay_which_sees_only_wireguard_and_the_call_moves_direct() {
+    let mut lab = Lab::new('r');
+    let a = lab.behind_nat("a", false);
+    let b = lab.behind_nat("b", true);
+    let c = lab.host("c");
+    let x = lab.host("x");
+    // The outsider's own window file lists everyone with their public endpoints (it knows
+    // them all); the members' files (written second) do not list it.
+    lab.roster_with(
+        &[(a, true, false), (b, true, false), (c, true, true), (x, true, false)],
+        &[],
+    );
+    lab.roster_with(
+        &[(a, false, false), (b, false, false), (c, true, true)],
+        &[(a, "b"), (b, "a")],
+    );
+    let underlay = lab.capture(c, "eth0", "c-eth0");
+    lab.start_overlay(c);
+    let c_iface = lab.windows[c].iface.clone();
+    wait_for("c's overlay", 20, || {
+        UnixStream::connect(lab.windows[c].overlay_sock())
+            .is_err()
+            .then(|| lab.log(c, "overlay"))
+    });
+    let inner = lab.capture(c, &c_iface, "c-overlay");
+    let t0 = Instant::now();
+    lab.start_window_mode_with(a, VIDEO);
+    lab.start_window_mode_with(b, VIDEO);
+    lab.start_overlay(x);
+    lab.wait_state(a, "open", "b", 120);
+    let opened = t0.elapsed();
+    lab.wait_state(b, "open", "a", 15);
+
+    let c_addr = lab.windows[c].overlay_addr();
+    let pb = lab.peer(a, "b");
+    assert_eq!((&pb["path"], &pb["via"]), (&json!("relay"), &json!("c")), "{pb}");
+    let relay_at: SocketAddr = pb["endpoint"].as_str().unwrap().parse().unwrap();
+    assert_eq!(relay_at.ip().to_string(), c_addr, "{pb}");
+    let pa = lab.peer(b, "a");
+    assert_eq!(pa["path"], "relay", "{pa}");
+    decoded_both_ways(&lab, a, b);
+
+    // The relay's cost, and the latency it adds (SIP OPTIONS round trips).
+    let relay_cpu = overlay_cpu(&lab, c, 10.0);
+    let rtt_relayed = ask(&lab.windows[a].phone_sock(), json!({"cmd": "members"}));
+
+    // What C saw: on the underlay, WireGuard only; on its overlay, the pair's WireGuard
+    // through the relay port, and nothing of the call in clear.
+    let under = udp_datagrams(&fs::read(&underlay).unwrap());
+    let wg_port = |d: &Datagram| d.from.port() == 51820 || d.to.port() == 51820;
+    assert!(under.len() > 500, "{} datagrams on c's underlay", under.len());
+    let not_wg: Vec<&Datagram> = under.iter().filter(|d| !is_wireguard(d)).collect();
+    assert!(not_wg.is_empty(), "not WireGuard on c's underlay: {:?}", &not_wg[..not_wg.len().min(3)]);
+    assert!(under.iter().all(wg_port));
+    let seen = udp_datagrams(&fs::read(&inner).unwrap());
+    let relayed: Vec<&Datagram> = seen
+        .iter()
+        .filter(|d| d.from == relay_at || d.to == relay_at)
+        .collect();
+    assert!(relayed.len() > 500, "{} datagrams through the relay port", relayed.len());
+    assert!(relayed.iter().all(|d| is_wireguard(d)), "the relay carried something else");
+    let clear = |d: &&Datagram| {
+        let text = String::from_utf8_lossy(&d.payload);
+        text.contains("inline:") || text.contains("RTP/SAVP") || text.contains("INVITE")
+    };
+    assert!(!seen.iter().any(|d| clear(&d)), "the call's SIP crossed the relay in clear");
+
+    // The outsider: its handshakes go unanswered, SIP over its WireGuard gets nothing.
+    let xs = lab.windows[x].ns.clone();
+    for m in ["a", "b", "c"] {
+        let p = lab.peer(x, m);
+        assert!(p["last_handshake_age_s"].is_null(), "{m} answered the outsider: {p}");
+    }
+    for w in [a, b] {
+        let addr = lab.windows[w].overlay_addr();
+        assert_eq!(udp_probe_from(&xs, &addr), "no answer");
+    }
+    // Routed to C's overlay address over the underlay, with A's overlay address as source:
+    // the relay port and the enrollment port are not there (bound to the overlay device).
+    let a_addr = lab.windows[a].overlay_addr();
+    must(&format!(
+        "ip -n {xs} -6 addr add {a_addr}/128 dev lo nodad && \
+         ip -n {xs} -6 route add {c_addr}/128 via 2001:db8:77::{}",
+        lab.windows[c].n
+    ));
+    let spoof = b"OUTSIDER-SPOOF-0123456789";
+    let (from, to) = (format!("[{a_addr}]:51820"), relay_at);
+    in_ns(&xs, move || {
+        let s = UdpSocket::bind(&from).unwrap();
+        for _ in 0..5 {
+            s.send_to(spoof, to).unwrap();
+        }
+    });
+    let enroll: SocketAddr = format!("[{c_addr}]:5070").parse().unwrap();
+    let tcp = in_ns(&xs, move || {
+        TcpStream::connect_timeout(&enroll, Duration::from_secs(3)).map(|mut s| {
+            let _ = s.write_all(b"{\"relay\":{\"peer\":\"x\",\"listen_port\":1}}\n");
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            answer
+        })
+    });
+    assert!(tcp.is_err(), "the outsider reached the enrollment port: {tcp:?}");
+    std::thread::sleep(Duration::from_secs(1));
+    let has_spoof = |file: &std::path::Path| {
+        udp_datagrams(&fs::read(file).unwrap())
+            .iter()
+            .any(|d| d.payload.windows(spoof.len()).any(|w| w == spoof))
+    };
+    assert!(has_spoof(&underlay), "the spoofed datagrams did not reach c");
+    assert!(!has_spoof(&inner), "the relay passed the outsider's datagrams on");
+
+    // B's router turns into a home router and forgets its mappings (its address goes and
+    // comes back, as on a new lease): C sees B somewhere new, A and B try the direct path
+    // together, and the call goes on over it.
+    let call_before = live_call(&lab, a)["duration_s"].as_f64().unwrap();
+    let router_b = lab.router(b);
+    let public_b = lab.windows[b].v4();
+    lab.nat(b, false);
+    let t1 = Instant::now();
+    must(&format!(
+        "ip -n {router_b} addr del {public_b}/24 dev eth0 && ip -n {router_b} addr add {public_b}/24 dev eth0"
+    ));
+    let mut samples: Vec<(f64, u64)> = Vec::new();
+    let mut switched = None;
+    while t1.elapsed() < Duration::from_secs(60) {
+        let call = live_call(&lab, a);
+        let got = stream(&call, "audio", "recv")["packets"].as_u64().unwrap_or(0);
+        samples.push((t1.elapsed().as_secs_f64(), got));
+        if switched.is_none() && lab.peer(a, "b")["path"] == "direct" {
+            switched = Some(t1.elapsed());
+        }
+        if switched.is_some_and(|s| t1.elapsed() > s + Duration::from_secs(3)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let switched = switched.unwrap_or_else(|| {
+        panic!(
+            "a never went direct to b: {}\n{}",
+            lab.peer(a, "b"),
+            lab.log(a, "overlay")
+        )
+    });
+    let pb = lab.peer(a, "b");
+    assert!(
+        pb["endpoint"].as_str().unwrap_or("").starts_with(&format!("{public_b}:")),
+        "{pb}"
+    );
+    assert_eq!(lab.peer(b, "a")["path"], "direct");
+    // The same call, still open, still decoding.
+    assert_eq!(lab.state(a), ("open".to_owned(), "b".to_owned()));
+    let call = live_call(&lab, a);
+    assert!(call["duration_s"].as_f64().unwrap() > call_before, "{call}");
+    let before = decoded(&call, "audio");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(decoded(&live_call(&lab, a), "audio") > before + 50);
+    // The outage: the longest time A's audio counter stood still.
+    let outage = samples
+        .windows(2)
+        .fold((0.0f64, samples[0]), |(worst, last_change), w| {
+            let (t, n) = w[1];
+            if n != last_change.1 {
+                (worst.max(t - last_change.0), (t, n))
+            } else {
+                (worst.max(t - last_change.0), last_change)
+            }
+        })
+        .0;
+    let rtt_direct = ask(&lab.windows[a].phone_sock(), json!({"cmd": "members"}));
+    let unrelayed_cpu = overlay_cpu(&lab, c, 10.0);
+    eprintln!(
+        "figure: topology 2 (symmetric NAT): overlay start → window open through the relay {:.1} s; \
+         c's WireGuard + overlay during the relayed call {relay_cpu:.1} % of a core, \
+         once the call went direct {unrelayed_cpu:.1} %; \
+         SIP RTT relayed {} / direct {}; \
+         NAT change → direct {:.1} s, longest audio stall {:.2} s",
+        opened.as_secs_f64(),
+        rtt_relayed["members"],
+        rtt_direct["members"],
+        switched.as_secs_f64(),
+        outage,
+    );
+}
+
+/// A and B both behind symmetric NATs and no relay: they never reach each other, yet a roster
+/// change made on A reaches B through C, which passes it on.
+#[test]
+fn a_roster_change_reaches_a_member_with_no_path_through_another() {
+    let mut lab = Lab::new('o');
+    let a = lab.behind_nat("a", true);
+    let b = lab.behind_nat("b", true);
+    let c = lab.host("c");
+    lab.roster_with(&[(a, false, false), (b, false, false), (c, true, false)], &[]);
+    for w in [c, a, b] {
+        lab.start_overlay(w);
+    }
+    for w in [a, b] {
+        wait_for("a session with c", 30, || {
+            let p = lab.peer(w, "c");
+            (p["path"] != "direct").then(|| p.to_string())
+        });
+    }
+    wait_for("a gives up on b", 40, || {
+        let p = lab.peer(a, "b");
+        (p["path"] != "unreachable").then(|| p.to_string())
+    });
+
+    let d_key = lab.windows[a].dir.join("d.key");
+    let d_pub = must(&format!("{OVERLAY} identity --identity {}", d_key.display()));
+    let file = lab.windows[a].window_file();
+    let mut text = fs::read_to_string(&file).unwrap();
+    text.push_str(&format!(
+        "\n[[member]]\nname = \"d\"\npublic_key = \"{}\"\nendpoints = []\n",
+        d_pub.trim()
+    ));
+    fs::write(&file, text).unwrap();
+    let t0 = Instant::now();
+    let r = ask(&lab.windows[a].overlay_sock(), json!({"cmd": "reload"}));
+    assert_eq!(r["ok"], true, "{r}");
+    let b_file = lab.windows[b].window_file();
+    wait_for("b has a's roster", 60, || {
+        let t = fs::read_to_string(&b_file).unwrap_or_default();
+        (!t.contains("name = \"d\"")).then(|| t)
+    });
+    let took = t0.elapsed();
+    assert!(fs::read_to_string(&b_file).unwrap().contains("version = 2"));
+    let c_addr = lab.windows[c].overlay_addr();
+    let log = lab.log(b, "overlay");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("roster updated") && l.contains(&c_addr)),
+        "{log}"
+    );
+    assert_ne!(lab.peer(a, "b")["path"], "direct");
+    eprintln!(
+        "figure: roster change on a → at b (no path between them) {:.1} s",
+        took.as_secs_f64()
+    );
+}
