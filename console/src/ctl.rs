@@ -439,13 +439,13 @@ fn network(cli: &Cli) -> Result<(), Failure> {
                 print_json(&serde_json::json!({"wireguard": peers, "presence": presence}));
             } else {
                 println!(
-                    "{:<20} {:<9} {:>8} {:>10}  ENDPOINT",
-                    "MEMBER", "SIP", "RTT", "HANDSHAKE"
+                    "{:<20} {:<9} {:>8} {:>10}  {:<16} ENDPOINT",
+                    "MEMBER", "SIP", "RTT", "HANDSHAKE", "PATH"
                 );
                 for p in &peers {
                     let pr = presence.iter().find(|m| m.name == p.name);
                     println!(
-                        "{:<20} {:<9} {:>8} {:>10}  {}",
+                        "{:<20} {:<9} {:>8} {:>10}  {:<16} {}",
                         p.name,
                         match pr {
                             Some(m) if m.reachable => "online",
@@ -456,6 +456,7 @@ fn network(cli: &Cli) -> Result<(), Failure> {
                             .map_or("-".into(), |ms| format!("{ms:.1}ms")),
                         p.last_handshake_age_s
                             .map_or("never".into(), |s| format!("{s}s ago")),
+                        crate::model::path_words(p).unwrap_or_else(|| "-".into()),
                         p.endpoint.as_deref().unwrap_or("-")
                     );
                 }

@@ -2,7 +2,7 @@
 //! draws. No IO, so every rule here is a unit test.
 
 use ewindow_protocol::init::{Event, Status};
-use ewindow_protocol::overlay::PeerStatus;
+use ewindow_protocol::overlay::{Path, PeerStatus};
 use ewindow_protocol::phone::{LiveCall, PhoneStatus};
 use ewindow_protocol::{StreamDirection, StreamStats};
 
@@ -37,11 +37,11 @@ pub fn apply_phone(model: &mut Model, st: &PhoneStatus) {
         model.window_name = Some(st.window.clone());
     }
     model.state = st.state.clone();
-    // Presence from the phone; handshake ages stay what the overlay said.
-    let ages: Vec<(String, Option<u64>)> = model
+    // Presence from the phone; handshake ages and paths stay what the overlay said.
+    let overlay: Vec<(String, Option<u64>, Option<String>)> = model
         .members
         .iter()
-        .map(|m| (m.name.clone(), m.handshake_age_s))
+        .map(|m| (m.name.clone(), m.handshake_age_s, m.path.clone()))
         .collect();
     model.members = st
         .members
@@ -50,10 +50,14 @@ pub fn apply_phone(model: &mut Model, st: &PhoneStatus) {
             name: m.name.clone(),
             online: m.reachable,
             rtt_ms: m.rtt_ms,
-            handshake_age_s: ages
+            handshake_age_s: overlay
                 .iter()
-                .find(|(n, _)| n == &m.name)
-                .and_then(|(_, a)| *a),
+                .find(|(n, _, _)| n == &m.name)
+                .and_then(|(_, a, _)| *a),
+            path: overlay
+                .iter()
+                .find(|(n, _, _)| n == &m.name)
+                .and_then(|(_, _, p)| p.clone()),
         })
         .collect();
     model.call = st.call.as_ref().map(call_view);
@@ -92,17 +96,32 @@ pub fn apply_overlay(model: &mut Model, peers: &[PeerStatus]) {
         }
     }
     for p in peers {
+        let path = path_words(p);
         match model.members.iter_mut().find(|m| m.name == p.name) {
-            Some(m) => m.handshake_age_s = p.last_handshake_age_s,
+            Some(m) => {
+                m.handshake_age_s = p.last_handshake_age_s;
+                m.path = path;
+            }
             None if !p.name.starts_with("invitation") => model.members.push(MemberView {
                 name: p.name.clone(),
                 online: false,
                 rtt_ms: None,
                 handshake_age_s: p.last_handshake_age_s,
+                path,
             }),
             None => {}
         }
     }
+}
+
+/// How the overlay reaches a member, in words: `direct`, `via relay NAME`, `trying`,
+/// `unreachable` (`ewindowctl members` and the console say the same).
+pub fn path_words(p: &PeerStatus) -> Option<String> {
+    let path = p.path?;
+    Some(match (path, &p.via) {
+        (Path::Relay, Some(via)) => format!("via relay {via}"),
+        _ => path.as_str().to_owned(),
+    })
 }
 
 /// Every service from a `status` reply.
@@ -336,6 +355,8 @@ mod tests {
                 PeerStatus {
                     name: "c".into(),
                     last_handshake_age_s: Some(3),
+                    path: Some(Path::Relay),
+                    via: Some("lyon".into()),
                     ..PeerStatus::default()
                 },
                 PeerStatus {
@@ -346,6 +367,21 @@ mod tests {
         );
         assert_eq!(m.members.len(), 1);
         assert_eq!(m.members[0].handshake_age_s, Some(3));
+        assert_eq!(m.members[0].path.as_deref(), Some("via relay lyon"));
+        // The phone's presence keeps what the overlay said.
+        apply_phone(
+            &mut m,
+            &PhoneStatus {
+                members: vec![MemberPresence {
+                    name: "c".into(),
+                    reachable: true,
+                    ..MemberPresence::default()
+                }],
+                ..PhoneStatus::default()
+            },
+        );
+        assert_eq!(m.members[0].path.as_deref(), Some("via relay lyon"));
+        assert!(m.members[0].online);
         apply_init_event(
             &mut m,
             &Event::Service {

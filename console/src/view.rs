@@ -100,6 +100,8 @@ pub struct MemberView {
     pub rtt_ms: Option<f64>,
     /// Seconds since the last WireGuard handshake with it, if there was one.
     pub handshake_age_s: Option<u64>,
+    /// How the overlay reaches it: `direct`, `via relay NAME`, `trying`, `unreachable`.
+    pub path: Option<String>,
 }
 
 /// The call in progress and its quality (received streams).
@@ -923,6 +925,10 @@ fn member_lines(model: &Model, width: usize) -> Vec<Line<'static>> {
                 _ => dim(),
             };
             spans.push(Span::styled(hs, hs_style));
+            if let Some(path) = &m.path {
+                let style = if path == "unreachable" { bad() } else { dim() };
+                spans.push(Span::styled(format!("  {}", clean(path)), style));
+            }
             Line::from(spans)
         })
         .collect()

@@ -17,7 +17,9 @@
 //! - A member with a live direct session keeps the endpoint WireGuard found (it roams with the
 //!   member): this module never overwrites it.
 //! - A relayed pair tries the direct path again only both at once (a probe the two agree on
-//!   over the relayed path), so a failed try costs at most [`PROBE_FOR_S`] of traffic.
+//!   over the relayed path, its relay port closed meanwhile so that late relayed packets
+//!   cannot pull WireGuard back to it), so a failed try costs at most [`PROBE_FOR_S`] of
+//!   traffic.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -164,7 +166,14 @@ impl Paths {
     }
 
     /// Member `from` sees member `about` at `endpoint`, its last handshake `age` s ago.
-    pub fn hint(&mut self, from: PublicKey, about: PublicKey, endpoint: SocketAddr, age: u64, now: u64) {
+    pub fn hint(
+        &mut self,
+        from: PublicKey,
+        about: PublicKey,
+        endpoint: SocketAddr,
+        age: u64,
+        now: u64,
+    ) {
         if from == about || in_overlay(&endpoint) {
             return;
         }
@@ -187,7 +196,11 @@ impl Paths {
             .unwrap_or_default();
         hints.sort_by_key(|h| (std::cmp::Reverse(h.at), h.handshake_age_s));
         let mut out: Vec<SocketAddr> = Vec::new();
-        for e in hints.iter().map(|h| h.endpoint).chain(m.endpoints.iter().copied()) {
+        for e in hints
+            .iter()
+            .map(|h| h.endpoint)
+            .chain(m.endpoints.iter().copied())
+        {
             if !out.contains(&e) {
                 out.push(e);
             }
@@ -196,9 +209,7 @@ impl Paths {
     }
 
     fn direct(&self, key: &PublicKey) -> bool {
-        self.tracks
-            .get(key)
-            .is_some_and(|t| t.mode == Mode::Direct)
+        self.tracks.get(key).is_some_and(|t| t.mode == Mode::Direct)
     }
 
     /// The first relay member (roster order) with a direct session here that sees `m`.
@@ -222,7 +233,8 @@ impl Paths {
             list.retain(|h| h.at + HINT_TTL_S > now);
         }
         self.hints.retain(|_, l| !l.is_empty());
-        self.tracks.retain(|k, _| members.iter().any(|m| m.key == *k));
+        self.tracks
+            .retain(|k, _| members.iter().any(|m| m.key == *k));
         let mut actions = Vec::new();
         for m in members {
             let l = live.iter().find(|l| l.key == m.key);
@@ -266,18 +278,29 @@ impl Paths {
                     .map(|r| (r.key, e))
             });
             t.mode = match (t.mode, session, via_relay) {
-                (Mode::Probe { via, lease, until, .. }, _, _) if now >= until => Mode::Relay {
+                // The pair's relay port was released for the probe: a new lease.
+                (Mode::Probe { via, until, .. }, _, _) if now >= until => Mode::Relay {
                     via,
-                    lease: Some(lease),
-                    asked: Some(now),
+                    lease: None,
+                    asked: None,
                     next_probe: now + PROBE_EVERY_S,
                 },
                 (mode @ Mode::Probe { .. }, _, _) => mode,
-                (Mode::Relay { via, lease, asked, next_probe }, true, Some((r, e)))
-                    if r == via && lease == Some(e) =>
-                {
-                    Mode::Relay { via, lease, asked, next_probe }
-                }
+                (
+                    Mode::Relay {
+                        via,
+                        lease,
+                        asked,
+                        next_probe,
+                    },
+                    true,
+                    Some((r, e)),
+                ) if r == via && lease == Some(e) => Mode::Relay {
+                    via,
+                    lease,
+                    asked,
+                    next_probe,
+                },
                 (_, true, Some((via, e))) => Mode::Relay {
                     via,
                     lease: Some(e),
@@ -386,7 +409,12 @@ impl Paths {
 
     /// A probe with `peer` starts: from now until `now + PROBE_FOR_S` its packets go to its
     /// best direct candidate, which is returned (`None`: not relayed, or nothing to try).
-    pub fn probe_begin(&mut self, peer: &PublicKey, members: &[Member], now: u64) -> Option<SocketAddr> {
+    pub fn probe_begin(
+        &mut self,
+        peer: &PublicKey,
+        members: &[Member],
+        now: u64,
+    ) -> Option<SocketAddr> {
         let m = members.iter().find(|m| m.key == *peer)?;
         let best = *self.candidates(m).first()?;
         let t = self.tracks.get_mut(peer)?;
@@ -410,30 +438,25 @@ impl Paths {
         }
     }
 
-    /// The probe with `peer` ended: `direct` keeps the direct endpoint, else back to the relay.
+    /// The probe with `peer` ended: `direct` keeps the direct endpoint, else back to the relay
+    /// (a new lease: the old one was released for the probe).
     pub fn probe_end(&mut self, peer: &PublicKey, direct: bool, now: u64) {
         let Some(t) = self.tracks.get_mut(peer) else {
             return;
         };
-        if let Mode::Probe {
-            via,
-            lease,
-            endpoint,
-            ..
-        } = t.mode
-        {
+        if let Mode::Probe { via, endpoint, .. } = t.mode {
             if direct {
                 t.mode = Mode::Direct;
                 t.endpoint = Some(endpoint);
                 t.path = Path::Direct;
             } else {
+                // The pair's relay port was released for the probe: a new lease at once.
                 t.mode = Mode::Relay {
                     via,
-                    lease: Some(lease),
-                    asked: Some(now),
+                    lease: None,
+                    asked: None,
                     next_probe: now + PROBE_EVERY_S,
                 };
-                t.endpoint = Some(lease);
             }
         }
     }
@@ -461,7 +484,10 @@ impl Paths {
             .iter()
             .filter(|(_, t)| {
                 t.mode == Mode::Direct
-                    || matches!(t.mode, Mode::Relay { lease: Some(_), .. } | Mode::Probe { .. })
+                    || matches!(
+                        t.mode,
+                        Mode::Relay { lease: Some(_), .. } | Mode::Probe { .. }
+                    )
             })
             .map(|(k, _)| *k)
             .collect();
@@ -471,7 +497,11 @@ impl Paths {
 
     /// What to tell the members, when it is time (it changed, or [`HINT_EVERY_S`] passed):
     /// each member with a direct session, where its packets come from, and the handshake age.
-    pub fn to_tell(&mut self, now: u64, live: &[Live]) -> Option<Vec<(PublicKey, SocketAddr, u64)>> {
+    pub fn to_tell(
+        &mut self,
+        now: u64,
+        live: &[Live],
+    ) -> Option<Vec<(PublicKey, SocketAddr, u64)>> {
         let mut seen: Vec<(PublicKey, SocketAddr, u64)> = live
             .iter()
             .filter(|l| self.direct(&l.key))
@@ -525,7 +555,10 @@ mod tests {
 
     /// B (2) behind NAT with no roster endpoint, C (3) a relay with one.
     fn net() -> Vec<Member> {
-        vec![member(2, &[], false), member(3, &["198.51.100.3:51820"], true)]
+        vec![
+            member(2, &[], false),
+            member(3, &["198.51.100.3:51820"], true),
+        ]
     }
 
     #[test]
@@ -619,11 +652,20 @@ mod tests {
     #[test]
     fn without_a_relay_that_sees_it_a_member_is_unreachable() {
         let mut p = Paths::new();
-        let m = vec![member(2, &[], false), member(3, &["198.51.100.3:51820"], false)];
+        let m = vec![
+            member(2, &[], false),
+            member(3, &["198.51.100.3:51820"], false),
+        ];
         p.step(0, &m, &[live(3, Some("198.51.100.3:51820"), Some(1), 1)]);
         p.hint(key(3), key(2), ep("203.0.113.2:40000"), 2, 0);
         for t in 1..40 {
-            assert!(p.step(t, &m, &[live(3, Some("198.51.100.3:51820"), Some(1), 1 + t)]).is_empty());
+            assert!(p
+                .step(
+                    t,
+                    &m,
+                    &[live(3, Some("198.51.100.3:51820"), Some(1), 1 + t)]
+                )
+                .is_empty());
         }
         assert_eq!(p.path(&key(2)), Some((Path::Unreachable, None)));
         // It keeps being tried.
@@ -639,7 +681,11 @@ mod tests {
         p.leased(&key(2), &key(3), lease);
         let c = |rx| live(3, Some("198.51.100.3:51820"), Some(1), rx);
         let b = |rx| live(2, Some("[fd77:696e:646f::3]:40001"), Some(0), rx);
-        let probes = |a: &[Action]| a.iter().filter(|a| matches!(a, Action::Probe { .. })).count();
+        let probes = |a: &[Action]| {
+            a.iter()
+                .filter(|a| matches!(a, Action::Probe { .. }))
+                .count()
+        };
         assert_eq!(probes(&p.step(t + 1, &m, &[c(200), b(1)])), 0);
         // C sees B somewhere new (B's NAT changed): a probe, once.
         p.hint(key(3), key(2), ep("203.0.113.2:51820"), 0, t + 2);
@@ -648,13 +694,22 @@ mod tests {
         let direct = p.probe_begin(&key(2), &m, t + 3).unwrap();
         assert_eq!(direct, ep("203.0.113.2:51820"));
         assert_eq!(p.endpoint(&key(2)), Some(direct));
-        // Nothing confirmed within PROBE_FOR_S: back to the relay.
-        p.step(t + 3 + PROBE_FOR_S, &m, &[c(203), b(4)]);
-        assert_eq!(p.endpoint(&key(2)), Some(lease));
+        // Nothing confirmed within PROBE_FOR_S: back to the relay, asking for a new lease.
+        let asked = p.step(t + 3 + PROBE_FOR_S, &m, &[c(203), b(4)]);
+        assert_eq!(
+            asked,
+            vec![Action::Lease {
+                relay: key(3),
+                peer: key(2)
+            }]
+        );
         assert_eq!(p.path(&key(2)), Some((Path::Relay, Some(key(3)))));
+        p.leased(&key(2), &key(3), lease);
+        assert_eq!(p.endpoint(&key(2)), Some(lease));
         // The next probe waits PROBE_EVERY_S.
         let mut n = 0;
-        let seen_again = |p: &mut Paths, now| p.hint(key(3), key(2), ep("203.0.113.2:51820"), 0, now);
+        let seen_again =
+            |p: &mut Paths, now| p.hint(key(3), key(2), ep("203.0.113.2:51820"), 0, now);
         for s in 1..PROBE_EVERY_S {
             let now = t + 3 + PROBE_FOR_S + s;
             seen_again(&mut p, now);
@@ -679,7 +734,11 @@ mod tests {
         let direct = p.probe_begin(&key(2), &m, t).unwrap();
         p.probe_end(&key(2), true, t);
         assert_eq!(p.path(&key(2)), Some((Path::Direct, None)));
-        p.step(t + 1, &m, &[c(500), live(2, Some("203.0.113.2:40000"), Some(0), 9)]);
+        p.step(
+            t + 1,
+            &m,
+            &[c(500), live(2, Some("203.0.113.2:40000"), Some(0), 9)],
+        );
         assert_eq!(p.path(&key(2)), Some((Path::Direct, None)));
         assert_eq!(p.endpoint(&key(2)), None);
         assert_eq!(direct, ep("203.0.113.2:40000"));
@@ -687,7 +746,11 @@ mod tests {
         let mut p = Paths::new();
         let t = relayed(&mut p, &m);
         p.leased(&key(2), &key(3), lease);
-        p.step(t + 1, &m, &[c(500), live(2, Some("203.0.113.2:51820"), Some(0), 9)]);
+        p.step(
+            t + 1,
+            &m,
+            &[c(500), live(2, Some("203.0.113.2:51820"), Some(0), 9)],
+        );
         assert_eq!(p.path(&key(2)), Some((Path::Direct, None)));
     }
 
@@ -698,7 +761,11 @@ mod tests {
         p.step(0, &m, &[live(3, Some("198.51.100.3:51820"), Some(0), 10)]);
         assert_eq!(p.path(&key(3)).unwrap().0, Path::Direct);
         // The handshake is recent, but nothing arrives for SILENT_S.
-        p.step(SILENT_S, &m, &[live(3, Some("198.51.100.3:51820"), Some(5), 10)]);
+        p.step(
+            SILENT_S,
+            &m,
+            &[live(3, Some("198.51.100.3:51820"), Some(5), 10)],
+        );
         assert_eq!(p.path(&key(3)).unwrap().0, Path::Trying);
         assert_eq!(p.endpoint(&key(3)), Some(ep("198.51.100.3:51820")));
     }
@@ -707,13 +774,19 @@ mod tests {
     fn what_we_see_is_told_when_it_changes_or_every_hint_every_s() {
         let mut p = Paths::new();
         let m = net();
-        let l = [live(3, Some("198.51.100.3:51820"), Some(1), 1), live(2, None, None, 0)];
+        let l = [
+            live(3, Some("198.51.100.3:51820"), Some(1), 1),
+            live(2, None, None, 0),
+        ];
         p.step(0, &m, &l);
         let told = p.to_tell(0, &l).unwrap();
         assert_eq!(told, vec![(key(3), ep("198.51.100.3:51820"), 1)]);
         assert_eq!(p.to_tell(1, &l), None);
         assert!(p.to_tell(HINT_EVERY_S, &l).is_some());
-        let l2 = [live(3, Some("198.51.100.3:6000"), Some(1), 2), live(2, None, None, 0)];
+        let l2 = [
+            live(3, Some("198.51.100.3:6000"), Some(1), 2),
+            live(2, None, None, 0),
+        ];
         p.step(HINT_EVERY_S + 1, &m, &l2);
         assert!(p.to_tell(HINT_EVERY_S + 1, &l2).is_some());
     }

@@ -108,7 +108,11 @@ impl Relay {
         port: u16,
         to: PublicKey,
     ) -> Result<u16> {
-        let id = if from.0 < to.0 { (from, to) } else { (to, from) };
+        let id = if from.0 < to.0 {
+            (from, to)
+        } else {
+            (to, from)
+        };
         let now = Instant::now();
         let mut pairs = self.pairs.lock().await;
         pairs.retain(|_, p| p.ends.lock().map(|e| e.live(now)).unwrap_or(false));
@@ -143,9 +147,20 @@ impl Relay {
         Ok(relay_port)
     }
 
-    /// The pairs open now.
-    pub async fn pairs(&self) -> usize {
-        self.pairs.lock().await.len()
+    /// Member `from` no longer wants the pair with `to`: its port closes (datagrams still
+    /// in flight through it would pull the other end's WireGuard back to the relay).
+    pub async fn release(&self, from: PublicKey, to: PublicKey) {
+        let id = if from.0 < to.0 {
+            (from, to)
+        } else {
+            (to, from)
+        };
+        if let Some(p) = self.pairs.lock().await.remove(&id) {
+            if let Ok(mut e) = p.ends.lock() {
+                e.ends.clear();
+            }
+            tracing::info!(port = p.port, "relay port closed: released");
+        }
     }
 }
 

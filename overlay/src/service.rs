@@ -573,6 +573,7 @@ impl Overlay {
             PeerRequest::Relay { peer, listen_port } => {
                 self.lease_for(&peer, listen_port, source).await
             }
+            PeerRequest::Release { peer } => self.release_for(&peer, source).await,
             PeerRequest::Probe { step } => self.probe_step(step, source).await,
         };
         match result {
@@ -679,8 +680,7 @@ impl Overlay {
                 .parse()
                 .map_err(|e| anyhow!("endpoint {}: {e}", s.endpoint))?;
             if st.members.iter().any(|m| m.key == about) {
-                st.paths
-                    .hint(from, about, endpoint, s.handshake_age_s, now);
+                st.paths.hint(from, about, endpoint, s.handshake_age_s, now);
             }
         }
         Ok(PeerReply {
@@ -713,6 +713,22 @@ impl Overlay {
         Ok(PeerReply {
             ok: true,
             relay_port: Some(port),
+            ..PeerReply::default()
+        })
+    }
+
+    /// As a relay: a member no longer wants the pair with `peer`.
+    async fn release_for(&self, peer: &str, source: IpAddr) -> Result<PeerReply> {
+        let from = {
+            let st = self.state.lock().await;
+            st.member_at(source)
+                .ok_or_else(|| anyhow!("a relay carries members only"))?
+                .key
+        };
+        let to = PublicKey::from_base64(peer).map_err(|e| anyhow!("{e}"))?;
+        self.relay.release(from, to).await;
+        Ok(PeerReply {
+            ok: true,
             ..PeerReply::default()
         })
     }
@@ -781,7 +797,9 @@ impl Overlay {
                 let now = self.now_s();
                 let State { paths, members, .. } = &mut *st;
                 let actions = paths.step(now, members, &live);
-                let tell = paths.to_tell(now, &live).map(|seen| (seen, paths.reached()));
+                let tell = paths
+                    .to_tell(now, &live)
+                    .map(|seen| (seen, paths.reached()));
                 if let Err(e) = self.apply_peers(&st) {
                     tracing::error!("applying the paths: {e:#}");
                 }
@@ -792,7 +810,10 @@ impl Overlay {
                             Action::Lease { relay, .. } => relay,
                             Action::Probe { peer } => peer,
                         };
-                        (a, st.members.iter().find(|m| m.key == to).map(|m| m.address))
+                        (
+                            a,
+                            st.members.iter().find(|m| m.key == to).map(|m| m.address),
+                        )
                     })
                     .collect();
                 let tell = tell.map(|(seen, to)| {
@@ -812,7 +833,11 @@ impl Overlay {
                 tokio::spawn(async move { me.act(action, addr).await });
             }
             if let Some((seen, to, _)) = tell {
-                tracing::debug!(members = to.len(), seen = seen.len(), "telling where we see the members");
+                tracing::debug!(
+                    members = to.len(),
+                    seen = seen.len(),
+                    "telling where we see the members"
+                );
                 let req = PeerRequest::Seen {
                     peers: seen
                         .into_iter()
@@ -862,7 +887,11 @@ impl Overlay {
                             tracing::error!("applying a relay lease: {e:#}");
                         }
                         if first {
-                            let name = st.members.iter().find(|m| m.key == peer).map(|m| m.name.clone());
+                            let name = st
+                                .members
+                                .iter()
+                                .find(|m| m.key == peer)
+                                .map(|m| m.name.clone());
                             tracing::info!(member = ?name, relay = %endpoint, "no direct path: through the relay");
                         }
                     }
@@ -893,6 +922,22 @@ impl Overlay {
         };
         if !ask_for(ProbeStep::Start).await {
             return;
+        }
+        // The relay port closes first: packets still arriving through it would pull
+        // WireGuard back to the relay on both sides.
+        let relay = {
+            let st = self.state.lock().await;
+            st.paths
+                .path(&peer)
+                .and_then(|(_, via)| via)
+                .and_then(|v| st.members.iter().find(|m| m.key == v))
+                .map(|m| m.address)
+        };
+        if let Some(relay) = relay {
+            let req = PeerRequest::Release {
+                peer: peer.to_base64(),
+            };
+            let _ = tokio::time::timeout(Duration::from_millis(900), ask(relay, &req)).await;
         }
         let direct = {
             let mut st = self.state.lock().await;
@@ -1099,7 +1144,9 @@ pub async fn redeem(code: &str, ro: RedeemOptions) -> Result<(String, Vec<String
         endpoints: vec![endpoint],
     };
     let inviter_at = wg::resolve(&peer.endpoints).first().copied();
-    wg::configure(&iface, backend, &temp, ro.listen_port, &[peer], |_| inviter_at)?;
+    wg::configure(&iface, backend, &temp, ro.listen_port, &[peer], |_| {
+        inviter_at
+    })?;
     link::configure(&opts.iface, overlay_v6(&temp.public_key())).await?;
     tracing::info!(inviter = %inv.endpoint, "reaching the inviter with the invitation's key");
     let req = PeerRequest::Redeem {

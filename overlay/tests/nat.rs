@@ -39,7 +39,10 @@ fn live_call(lab: &Lab, w: usize) -> Value {
 fn decoded_both_ways(lab: &Lab, a: usize, b: usize) {
     for (w, other) in [(a, b), (b, a)] {
         wait_for(
-            &format!("{} decodes {}", lab.windows[w].name, lab.windows[other].name),
+            &format!(
+                "{} decodes {}",
+                lab.windows[w].name, lab.windows[other].name
+            ),
             30,
             || {
                 let call = live_call(lab, w);
@@ -51,6 +54,41 @@ fn decoded_both_ways(lab: &Lab, a: usize, b: usize) {
             },
         );
     }
+}
+
+/// The median round trip of a UDP datagram from window `from` to an echo on window `to`'s
+/// overlay address, in milliseconds (over whatever path the overlay uses now).
+fn udp_rtt_ms(lab: &Lab, from: usize, to: usize) -> f64 {
+    let at: SocketAddr = format!("[{}]:7007", lab.windows[to].overlay_addr())
+        .parse()
+        .unwrap();
+    let echo = in_ns(&lab.windows[to].ns, move || UdpSocket::bind(at).unwrap());
+    echo.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let server = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while let Ok((n, peer)) = echo.recv_from(&mut buf) {
+            let _ = echo.send_to(&buf[..n], peer);
+        }
+    });
+    let mut rtts = in_ns(&lab.windows[from].ns, move || {
+        let s = UdpSocket::bind("[::]:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let mut out = Vec::new();
+        for i in 0..21u8 {
+            let t = Instant::now();
+            s.send_to(&[i; 32], at).unwrap();
+            let mut buf = [0u8; 64];
+            if s.recv_from(&mut buf).is_ok() {
+                out.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        out
+    });
+    let _ = server.join();
+    assert!(rtts.len() > 10, "{} of 21 echoes came back", rtts.len());
+    rtts.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    rtts[rtts.len() / 2]
 }
 
 /// Ticks (user + system) of these processes.
@@ -118,11 +156,11 @@ fn behind_two_nats_the_window_opens_directly_with_endpoints_learned_through_a_me
         assert!(endpoint.starts_with(&format!("{router}:")), "{p}");
     }
     decoded_both_ways(&lab, a, b);
-    let rtt = ask(&lab.windows[a].phone_sock(), json!({"cmd": "members"}));
     eprintln!(
-        "figure: topology 1 (two home routers): overlay start → window open {:.1} s; SIP RTT a→b {}",
+        "figure: topology 1 (two home routers): overlay start → window open {:.1} s; \
+         overlay round trip a→b during the call {:.2} ms",
         opened.as_secs_f64(),
-        rtt["members"]
+        udp_rtt_ms(&lab, a, b)
     );
 }
 
@@ -142,14 +180,19 @@ fn a_symmetric_nat_opens_through_the_relay_which_sees_only_wireguard_and_the_cal
     // The outsider's own window file lists everyone with their public endpoints (it knows
     // them all); the members' files (written second) do not list it.
     lab.roster_with(
-        &[(a, true, false), (b, true, false), (c, true, true), (x, true, false)],
+        &[
+            (a, true, false),
+            (b, true, false),
+            (c, true, true),
+            (x, true, false),
+        ],
         &[],
     );
     lab.roster_with(
         &[(a, false, false), (b, false, false), (c, true, true)],
         &[(a, "b"), (b, "a")],
     );
-    let underlay = lab.capture(c, "eth0", "c-eth0");
+    let underlay = lab.capture(c, "eth0", "c-eth0", "udp");
     lab.start_overlay(c);
     let c_iface = lab.windows[c].iface.clone();
     wait_for("c's overlay", 20, || {
@@ -157,18 +200,21 @@ fn a_symmetric_nat_opens_through_the_relay_which_sees_only_wireguard_and_the_cal
             .is_err()
             .then(|| lab.log(c, "overlay"))
     });
-    let inner = lab.capture(c, &c_iface, "c-overlay");
+    let inner = lab.capture(c, &c_iface, "c-overlay", "");
     let t0 = Instant::now();
     lab.start_window_mode_with(a, VIDEO);
     lab.start_window_mode_with(b, VIDEO);
-    lab.start_overlay(x);
     lab.wait_state(a, "open", "b", 120);
     let opened = t0.elapsed();
     lab.wait_state(b, "open", "a", 15);
 
     let c_addr = lab.windows[c].overlay_addr();
     let pb = lab.peer(a, "b");
-    assert_eq!((&pb["path"], &pb["via"]), (&json!("relay"), &json!("c")), "{pb}");
+    assert_eq!(
+        (&pb["path"], &pb["via"]),
+        (&json!("relay"), &json!("c")),
+        "{pb}"
+    );
     let relay_at: SocketAddr = pb["endpoint"].as_str().unwrap().parse().unwrap();
     assert_eq!(relay_at.ip().to_string(), c_addr, "{pb}");
     let pa = lab.peer(b, "a");
@@ -177,41 +223,48 @@ fn a_symmetric_nat_opens_through_the_relay_which_sees_only_wireguard_and_the_cal
 
     // The relay's cost, and the latency it adds (SIP OPTIONS round trips).
     let relay_cpu = overlay_cpu(&lab, c, 10.0);
-    let rtt_relayed = ask(&lab.windows[a].phone_sock(), json!({"cmd": "members"}));
+    let rtt_relayed = udp_rtt_ms(&lab, a, b);
 
     // What C saw: on the underlay, WireGuard only; on its overlay, the pair's WireGuard
     // through the relay port, and nothing of the call in clear.
     let under = udp_datagrams(&fs::read(&underlay).unwrap());
     let wg_port = |d: &Datagram| d.from.port() == 51820 || d.to.port() == 51820;
-    assert!(under.len() > 500, "{} datagrams on c's underlay", under.len());
+    assert!(
+        under.len() > 500,
+        "{} datagrams on c's underlay",
+        under.len()
+    );
     let not_wg: Vec<&Datagram> = under.iter().filter(|d| !is_wireguard(d)).collect();
-    assert!(not_wg.is_empty(), "not WireGuard on c's underlay: {:?}", &not_wg[..not_wg.len().min(3)]);
+    assert!(
+        not_wg.is_empty(),
+        "not WireGuard on c's underlay: {:?}",
+        &not_wg[..not_wg.len().min(3)]
+    );
     assert!(under.iter().all(wg_port));
     let seen = udp_datagrams(&fs::read(&inner).unwrap());
     let relayed: Vec<&Datagram> = seen
         .iter()
         .filter(|d| d.from == relay_at || d.to == relay_at)
         .collect();
-    assert!(relayed.len() > 500, "{} datagrams through the relay port", relayed.len());
-    assert!(relayed.iter().all(|d| is_wireguard(d)), "the relay carried something else");
-    let clear = |d: &&Datagram| {
-        let text = String::from_utf8_lossy(&d.payload);
-        text.contains("inline:") || text.contains("RTP/SAVP") || text.contains("INVITE")
-    };
-    assert!(!seen.iter().any(|d| clear(&d)), "the call's SIP crossed the relay in clear");
+    assert!(
+        relayed.len() > 500,
+        "{} datagrams through the relay port",
+        relayed.len()
+    );
+    assert!(
+        relayed.iter().all(|d| is_wireguard(d)),
+        "the relay carried something else"
+    );
+    // Every byte C's overlay carried (fragments too): none of the call's SIP, SDP or keys.
+    let raw = String::from_utf8_lossy(&fs::read(&inner).unwrap()).into_owned();
+    for clear in ["INVITE", "RTP/SAVP", "a=crypto", "inline:"] {
+        assert!(!raw.contains(clear), "`{clear}` crossed the relay in clear");
+    }
 
-    // The outsider: its handshakes go unanswered, SIP over its WireGuard gets nothing.
-    let xs = lab.windows[x].ns.clone();
-    for m in ["a", "b", "c"] {
-        let p = lab.peer(x, m);
-        assert!(p["last_handshake_age_s"].is_null(), "{m} answered the outsider: {p}");
-    }
-    for w in [a, b] {
-        let addr = lab.windows[w].overlay_addr();
-        assert_eq!(udp_probe_from(&xs, &addr), "no answer");
-    }
-    // Routed to C's overlay address over the underlay, with A's overlay address as source:
+    // An outsider, routing to C's overlay address over the underlay with A's overlay address
+    // as its source:
     // the relay port and the enrollment port are not there (bound to the overlay device).
+    let xs = lab.windows[x].ns.clone();
     let a_addr = lab.windows[a].overlay_addr();
     must(&format!(
         "ip -n {xs} -6 addr add {a_addr}/128 dev lo nodad && \
@@ -235,19 +288,60 @@ fn a_symmetric_nat_opens_through_the_relay_which_sees_only_wireguard_and_the_cal
             answer
         })
     });
-    assert!(tcp.is_err(), "the outsider reached the enrollment port: {tcp:?}");
+    assert!(
+        tcp.is_err(),
+        "the outsider reached the enrollment port: {tcp:?}"
+    );
     std::thread::sleep(Duration::from_secs(1));
     let has_spoof = |file: &std::path::Path| {
         udp_datagrams(&fs::read(file).unwrap())
             .iter()
             .any(|d| d.payload.windows(spoof.len()).any(|w| w == spoof))
     };
-    assert!(has_spoof(&underlay), "the spoofed datagrams did not reach c");
-    assert!(!has_spoof(&inner), "the relay passed the outsider's datagrams on");
+    assert!(
+        has_spoof(&underlay),
+        "the spoofed datagrams did not reach c"
+    );
+    assert!(
+        !has_spoof(&inner),
+        "the relay passed the outsider's datagrams on"
+    );
+
+    // With a WireGuard of its own and every endpoint: its handshakes go unanswered, SIP over
+    // it gets nothing.
+    lab.start_overlay(x);
+    std::thread::sleep(Duration::from_secs(12));
+    for m in ["a", "b", "c"] {
+        let p = lab.peer(x, m);
+        assert_eq!(
+            p["name"],
+            m,
+            "the outsider's overlay: {}",
+            lab.log(x, "overlay")
+        );
+        assert!(
+            p["last_handshake_age_s"].is_null(),
+            "{m} answered the outsider: {p}"
+        );
+    }
+    for w in [a, b] {
+        let addr = lab.windows[w].overlay_addr();
+        assert_eq!(udp_probe_from(&xs, &addr), "no answer");
+    }
 
     // B's router turns into a home router and forgets its mappings (its address goes and
     // comes back, as on a new lease): C sees B somewhere new, A and B try the direct path
     // together, and the call goes on over it.
+    // Audio packets A lost so far (RTP sequence numbers: 50 a second, 20 ms each).
+    let audio_lost = |lab: &Lab| {
+        stream(&live_call(lab, a), "audio", "recv")["lost"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let calm_from = Instant::now();
+    let mut calm = vec![(0.0, audio_lost(&lab))];
+    std::thread::sleep(Duration::from_secs(5));
+    calm.push((calm_from.elapsed().as_secs_f64(), audio_lost(&lab)));
     let call_before = live_call(&lab, a)["duration_s"].as_f64().unwrap();
     let router_b = lab.router(b);
     let public_b = lab.windows[b].v4();
@@ -259,9 +353,7 @@ fn a_symmetric_nat_opens_through_the_relay_which_sees_only_wireguard_and_the_cal
     let mut samples: Vec<(f64, u64)> = Vec::new();
     let mut switched = None;
     while t1.elapsed() < Duration::from_secs(60) {
-        let call = live_call(&lab, a);
-        let got = stream(&call, "audio", "recv")["packets"].as_u64().unwrap_or(0);
-        samples.push((t1.elapsed().as_secs_f64(), got));
+        samples.push((t1.elapsed().as_secs_f64(), audio_lost(&lab)));
         if switched.is_none() && lab.peer(a, "b")["path"] == "direct" {
             switched = Some(t1.elapsed());
         }
@@ -279,7 +371,10 @@ fn a_symmetric_nat_opens_through_the_relay_which_sees_only_wireguard_and_the_cal
     });
     let pb = lab.peer(a, "b");
     assert!(
-        pb["endpoint"].as_str().unwrap_or("").starts_with(&format!("{public_b}:")),
+        pb["endpoint"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(&format!("{public_b}:")),
         "{pb}"
     );
     assert_eq!(lab.peer(b, "a")["path"], "direct");
@@ -290,31 +385,24 @@ fn a_symmetric_nat_opens_through_the_relay_which_sees_only_wireguard_and_the_cal
     let before = decoded(&call, "audio");
     std::thread::sleep(Duration::from_secs(2));
     assert!(decoded(&live_call(&lab, a), "audio") > before + 50);
-    // The outage: the longest time A's audio counter stood still.
-    let outage = samples
-        .windows(2)
-        .fold((0.0f64, samples[0]), |(worst, last_change), w| {
-            let (t, n) = w[1];
-            if n != last_change.1 {
-                (worst.max(t - last_change.0), (t, n))
-            } else {
-                (worst.max(t - last_change.0), last_change)
-            }
-        })
-        .0;
-    let rtt_direct = ask(&lab.windows[a].phone_sock(), json!({"cmd": "members"}));
+    // The outage: the audio A lost from the NAT change until 3 s after the switch, against
+    // 5 s of the call before the change.
+    let missing_ms = |samples: &[(f64, u64)]| {
+        (samples[samples.len() - 1].1.saturating_sub(samples[0].1)) as f64 * 20.0
+    };
+    let outage = missing_ms(&samples);
+    let calm = missing_ms(&calm);
+    let rtt_direct = udp_rtt_ms(&lab, a, b);
     let unrelayed_cpu = overlay_cpu(&lab, c, 10.0);
     eprintln!(
         "figure: topology 2 (symmetric NAT): overlay start → window open through the relay {:.1} s; \
          c's WireGuard + overlay during the relayed call {relay_cpu:.1} % of a core, \
          once the call went direct {unrelayed_cpu:.1} %; \
-         SIP RTT relayed {} / direct {}; \
-         NAT change → direct {:.1} s, longest audio stall {:.2} s",
+         overlay round trip a→b relayed {rtt_relayed:.2} ms, direct {rtt_direct:.2} ms; \
+         NAT change → direct {:.1} s, audio missing at a across it {outage:.0} ms \
+         (5 s before the change: {calm:.0} ms)",
         opened.as_secs_f64(),
-        rtt_relayed["members"],
-        rtt_direct["members"],
         switched.as_secs_f64(),
-        outage,
     );
 }
 
@@ -326,7 +414,10 @@ fn a_roster_change_reaches_a_member_with_no_path_through_another() {
     let a = lab.behind_nat("a", true);
     let b = lab.behind_nat("b", true);
     let c = lab.host("c");
-    lab.roster_with(&[(a, false, false), (b, false, false), (c, true, false)], &[]);
+    lab.roster_with(
+        &[(a, false, false), (b, false, false), (c, true, false)],
+        &[],
+    );
     for w in [c, a, b] {
         lab.start_overlay(w);
     }
@@ -342,7 +433,10 @@ fn a_roster_change_reaches_a_member_with_no_path_through_another() {
     });
 
     let d_key = lab.windows[a].dir.join("d.key");
-    let d_pub = must(&format!("{OVERLAY} identity --identity {}", d_key.display()));
+    let d_pub = must(&format!(
+        "{OVERLAY} identity --identity {}",
+        d_key.display()
+    ));
     let file = lab.windows[a].window_file();
     let mut text = fs::read_to_string(&file).unwrap();
     text.push_str(&format!(
@@ -356,7 +450,7 @@ fn a_roster_change_reaches_a_member_with_no_path_through_another() {
     let b_file = lab.windows[b].window_file();
     wait_for("b has a's roster", 60, || {
         let t = fs::read_to_string(&b_file).unwrap_or_default();
-        (!t.contains("name = \"d\"")).then(|| t)
+        (!t.contains("name = \"d\"")).then_some(t)
     });
     let took = t0.elapsed();
     assert!(fs::read_to_string(&b_file).unwrap().contains("version = 2"));

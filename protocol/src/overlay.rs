@@ -182,6 +182,12 @@ pub enum PeerRequest {
         /// The sender's WireGuard listen port.
         listen_port: u16,
     },
+    /// To a relay member: the sender no longer wants the relay for `peer` (a probe of the
+    /// direct path starts): the pair's port closes, both ends must ask again.
+    Release {
+        /// The other end's public key (base64).
+        peer: String,
+    },
     /// Trying the direct path again (see [`ProbeStep`]).
     Probe {
         /// Which step.

@@ -50,6 +50,10 @@ pub const ALL: &[&str] = &[
     // the supervisor's data-partition tests.
     "wireguard-go",
     "iproute2",
+    // the NAT tests: routers are namespaces with nftables masquerade; tcpdump shows what a
+    // relay carries
+    "nftables",
+    "tcpdump",
     "e2fsprogs",
     "util-linux",
     "mount",

@@ -39,6 +39,7 @@ fn member(name: &str, online: bool, rtt: Option<f64>, hs: Option<u64>) -> Member
         online,
         rtt_ms: rtt,
         handshake_age_s: hs,
+        path: None,
     }
 }
 
@@ -57,9 +58,18 @@ fn open() -> Model {
             with: "fablab-nantes".into(),
         },
         members: vec![
-            member("fablab-nantes", true, Some(23.4), Some(4)),
-            member("hackerspace-gent", true, Some(41.0), Some(95)),
-            member("tetalab", false, None, Some(7_300)),
+            MemberView {
+                path: Some("direct".into()),
+                ..member("fablab-nantes", true, Some(23.4), Some(4))
+            },
+            MemberView {
+                path: Some("via relay fablab-nantes".into()),
+                ..member("hackerspace-gent", true, Some(41.0), Some(95))
+            },
+            MemberView {
+                path: Some("unreachable".into()),
+                ..member("tetalab", false, None, Some(7_300))
+            },
         ],
         call: Some(CallView {
             peer: "fablab-nantes".into(),

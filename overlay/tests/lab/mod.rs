@@ -184,7 +184,11 @@ impl Lab {
     /// The rules of window `w`'s router (see [`Lab::behind_nat`]), replaced in one go.
     pub fn nat(&self, w: usize, random: bool) {
         let router = self.router(w);
-        let how = if random { "masquerade random" } else { "masquerade" };
+        let how = if random {
+            "masquerade random"
+        } else {
+            "masquerade"
+        };
         // A home router also drops what nobody inside asked for: without that, Linux keeps a
         // conntrack entry for the other side's first (unsolicited) packet, and the inside's
         // own packet to that peer then gets another source port — no hole ever opens.
@@ -203,7 +207,12 @@ impl Lab {
             .stdin(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(rules.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(rules.as_bytes())
+            .unwrap();
         assert!(child.wait().unwrap().success(), "nft in {router}");
     }
 
@@ -269,11 +278,14 @@ impl Lab {
             .unwrap_or(Value::Null)
     }
 
-    /// `tcpdump` on window `w`'s interface `dev` into `what.pcap` (UDP only, written packet by
-    /// packet, so it can be read while it runs).
-    pub fn capture(&mut self, w: usize, dev: &str, what: &str) -> PathBuf {
+    /// `tcpdump` on window `w`'s interface `dev` into `what.pcap` (whole packets matching
+    /// `filter`, written packet by packet, so it can be read while it runs).
+    pub fn capture(&mut self, w: usize, dev: &str, what: &str, filter: &str) -> PathBuf {
         let file = self.windows[w].dir.join(format!("{what}.pcap"));
-        let cmd = format!("tcpdump -i {dev} -U -n -s 256 -w {} udp", file.display());
+        let cmd = format!(
+            "tcpdump -i {dev} -U -n -s 2048 -w {} {filter}",
+            file.display()
+        );
         self.spawn(w, what, &cmd);
         // tcpdump says "listening on" once the capture runs.
         wait_for(&format!("{what} capturing"), 10, || {
@@ -612,7 +624,6 @@ pub fn decoded(stats: &Value, media: &str) -> u64 {
         .unwrap_or(0)
 }
 
-
 /// One UDP datagram of a capture.
 #[derive(Debug, Clone)]
 pub struct Datagram {
@@ -655,7 +666,11 @@ pub fn udp_datagrams(pcap: &[u8]) -> Vec<Datagram> {
             Some(6) if ip.len() >= 40 && ip[6] == 17 => {
                 let a: [u8; 16] = ip[8..24].try_into().unwrap();
                 let b: [u8; 16] = ip[24..40].try_into().unwrap();
-                (Ipv6Addr::from(a).into(), Ipv6Addr::from(b).into(), &ip[40..])
+                (
+                    Ipv6Addr::from(a).into(),
+                    Ipv6Addr::from(b).into(),
+                    &ip[40..],
+                )
             }
             _ => continue,
         };
@@ -673,7 +688,8 @@ pub fn udp_datagrams(pcap: &[u8]) -> Vec<Datagram> {
 }
 
 /// Whether a UDP payload is a WireGuard message: type 1–4, three zero bytes, and the length
-/// that type has (a data message: 16 bytes of header, 16 of tag, the padded packet).
+/// that type has (a data message: 16 bytes of header, 16 of tag, the packet padded to 16
+/// bytes but not past the overlay's MTU of 1420).
 pub fn is_wireguard(d: &Datagram) -> bool {
     let p = &d.payload;
     p.len() >= 4
@@ -682,7 +698,7 @@ pub fn is_wireguard(d: &Datagram) -> bool {
             1 => d.len == 148,
             2 => d.len == 92,
             3 => d.len == 64,
-            4 => d.len >= 32 && (d.len - 32) % 16 == 0,
+            4 => d.len >= 32 && ((d.len - 32).is_multiple_of(16) || d.len - 32 == 1420),
             _ => false,
         }
 }
