@@ -14,6 +14,9 @@ pub enum Bench {
     Phone,
     /// VP8 + Opus from the same clip for 30 s: CPU and RSS against baresip, and latency.
     Media,
+    /// Windows behind NAT (namespaces, nftables NAT, wireguard-go): seconds to open directly
+    /// and through a relay member, the relay's CPU and the latency it adds.
+    Relay,
     /// ewindow-init: exec → first service started, RSS, idle wake-ups (with and without a
     /// watchdog).
     Init,
@@ -43,6 +46,7 @@ pub fn run(what: Bench) -> Result<()> {
         Bench::Phone => crate::cargo(&["bench", "-p", "ewindow-phone", "--bench", "phone"]),
         Bench::Media => crate::cargo(&["bench", "-p", "ewindow-phone", "--bench", "media"]),
         Bench::Init => crate::cargo(&["bench", "-p", "ewindow-init", "--bench", "init"]),
+        Bench::Relay => crate::cargo(&["bench", "-p", "ewindow-overlay", "--bench", "relay"]),
         Bench::Boot { target } => crate::qemu::bench(&target),
         Bench::Video { frames, a53_factor } => crate::imagegst::bench_video(frames, a53_factor),
     }

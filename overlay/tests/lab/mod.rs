@@ -12,6 +12,7 @@ use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,8 +25,11 @@ pub fn workspace_bin(name: &str, package: &str) -> PathBuf {
     let dir = Path::new(OVERLAY).parent().unwrap();
     let bin = dir.join(name);
     if !bin.exists() {
+        // Next to the overlay: a benchmark's (release) or a test's (debug) build.
+        let release = dir.ends_with("release").then_some("--release");
         let ok = Command::new(env!("CARGO"))
             .args(["build", "-p", package, "--bin", name])
+            .args(release)
             .status()
             .unwrap()
             .success();
@@ -622,6 +626,127 @@ pub fn decoded(stats: &Value, media: &str) -> u64 {
     stream(stats, media, "recv")["decoded"]
         .as_u64()
         .unwrap_or(0)
+}
+
+/// Runs `f` in a thread that entered namespace `ns`.
+pub fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let ns = ns.to_owned();
+    std::thread::spawn(move || {
+        let file = fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// The running call of window `w` as its phone reports it (streams with their counters).
+pub fn live_call(lab: &Lab, w: usize) -> Value {
+    let r = ask(&lab.windows[w].phone_sock(), json!({"cmd": "status"}));
+    r["status"]["call"].clone()
+}
+
+/// Waits until both windows decode audio and video from each other; SRTP on both.
+pub fn decoded_both_ways(lab: &Lab, a: usize, b: usize) {
+    for (w, other) in [(a, b), (b, a)] {
+        wait_for(
+            &format!(
+                "{} decodes {}",
+                lab.windows[w].name, lab.windows[other].name
+            ),
+            30,
+            || {
+                let call = live_call(lab, w);
+                let ok = decoded(&call, "audio") > 50
+                    && decoded(&call, "video") > 10
+                    && stream(&call, "audio", "recv")["srtp"] == true
+                    && stream(&call, "video", "recv")["srtp"] == true;
+                (!ok).then(|| call.to_string())
+            },
+        );
+    }
+}
+
+/// The median round trip of a UDP datagram from window `from` to an echo on window `to`'s
+/// overlay address, in milliseconds (over whatever path the overlay uses now).
+pub fn udp_rtt_ms(lab: &Lab, from: usize, to: usize) -> f64 {
+    let at: SocketAddr = format!("[{}]:7007", lab.windows[to].overlay_addr())
+        .parse()
+        .unwrap();
+    let echo = in_ns(&lab.windows[to].ns, move || UdpSocket::bind(at).unwrap());
+    echo.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let server = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while let Ok((n, peer)) = echo.recv_from(&mut buf) {
+            let _ = echo.send_to(&buf[..n], peer);
+        }
+    });
+    let mut rtts = in_ns(&lab.windows[from].ns, move || {
+        let s = UdpSocket::bind("[::]:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let mut out = Vec::new();
+        for i in 0..21u8 {
+            let t = Instant::now();
+            s.send_to(&[i; 32], at).unwrap();
+            let mut buf = [0u8; 64];
+            if s.recv_from(&mut buf).is_ok() {
+                out.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        out
+    });
+    let _ = server.join();
+    assert!(rtts.len() > 10, "{} of 21 echoes came back", rtts.len());
+    rtts.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    rtts[rtts.len() / 2]
+}
+
+/// Ticks (user + system) of these processes.
+pub fn ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|pid| fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .map(|stat| {
+            // After the command's closing parenthesis: state is field 3, utime 14, stime 15.
+            let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .map(|x| x.parse().unwrap_or(0))
+                .collect();
+            f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
+        })
+        .sum()
+}
+
+/// Per cent of one core each of these processes (window, what it runs) uses over the same
+/// `secs`.
+pub fn cpu(lab: &Lab, procs: &[(usize, &str)], secs: f64) -> Vec<f64> {
+    let pids: Vec<u32> = procs
+        .iter()
+        .map(|(w, what)| {
+            let name = format!("{}:{what}", lab.windows[*w].name);
+            lab.procs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, c)| c.id())
+                .unwrap_or_else(|| panic!("no process {name}"))
+        })
+        .collect();
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    let before: Vec<u64> = pids.iter().map(|p| ticks(&[*p])).collect();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    pids.iter()
+        .zip(before)
+        .map(|(p, t0)| (ticks(&[*p]) - t0) as f64 / hz / secs * 100.0)
+        .collect()
+}
+
+/// Per cent of one core window `w`'s WireGuard and overlay use over `secs`.
+pub fn overlay_cpu(lab: &Lab, w: usize, secs: f64) -> f64 {
+    cpu(lab, &[(w, "overlay"), (w, "wireguard-go")], secs).iter().sum()
 }
 
 /// One UDP datagram of a capture.
