@@ -174,7 +174,10 @@ impl Paths {
         age: u64,
         now: u64,
     ) {
-        if from == about || in_overlay(&endpoint) {
+        // An IPv6 link-local endpoint names an interface of the member that saw it.
+        let link_local =
+            matches!(endpoint.ip(), IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
+        if from == about || in_overlay(&endpoint) || link_local {
             return;
         }
         let list = self.hints.entry(about).or_default();
@@ -591,6 +594,7 @@ mod tests {
         // Hints about ourselves, or pointing into the overlay, are not taken.
         p.hint(key(2), key(2), ep("192.0.2.1:1"), 0, 2);
         p.hint(key(3), key(2), ep("[fd77:696e:646f::9]:4000"), 0, 2);
+        p.hint(key(4), key(2), ep("[fe80::1%2]:51820"), 0, 2);
         assert_eq!(p.candidates(&m[0]).len(), 2);
         // A hint not repeated is forgotten.
         p.step(1 + HINT_TTL_S, &m, &[]);

@@ -654,7 +654,7 @@ impl Overlay {
         // Passed on, so a member the sender cannot reach gets it through us; a member that
         // has it already refuses it as not newer, so it goes no further.
         let me = self.clone();
-        tokio::spawn(async move { me.push_all().await });
+        tokio::spawn(async move { me.push_all_but(Some(source)).await });
         Ok(PeerReply {
             ok: true,
             ..PeerReply::default()
@@ -999,6 +999,11 @@ impl Overlay {
 
     /// Sends our roster to every other member, concurrently, each with a short timeout.
     async fn push_all(&self) {
+        self.push_all_but(None).await
+    }
+
+    /// The same, but not to the member at `except` (the one it came from).
+    async fn push_all_but(&self, except: Option<IpAddr>) {
         let (text, targets) = {
             let st = self.state.lock().await;
             let text = roster_to_toml(&st.config.roster);
@@ -1008,6 +1013,7 @@ impl Overlay {
                 .members
                 .iter()
                 .filter(|m| m.name != st.config.name)
+                .filter(|m| except != Some(IpAddr::V6(m.overlay_v6())))
                 .map(|m| (m.name.clone(), m.overlay_v6()))
                 .collect();
             (text, targets)

@@ -10,9 +10,9 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -746,7 +746,9 @@ pub fn cpu(lab: &Lab, procs: &[(usize, &str)], secs: f64) -> Vec<f64> {
 
 /// Per cent of one core window `w`'s WireGuard and overlay use over `secs`.
 pub fn overlay_cpu(lab: &Lab, w: usize, secs: f64) -> f64 {
-    cpu(lab, &[(w, "overlay"), (w, "wireguard-go")], secs).iter().sum()
+    cpu(lab, &[(w, "overlay"), (w, "wireguard-go")], secs)
+        .iter()
+        .sum()
 }
 
 /// One UDP datagram of a capture.
