@@ -98,6 +98,11 @@ pub enum Action {
         /// The other end.
         peer: PublicKey,
     },
+    /// Send `peer` a packet over the overlay: WireGuard starts a handshake at once.
+    Poke {
+        /// The member.
+        peer: PublicKey,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,6 +346,7 @@ impl Paths {
             };
 
             // What to configure and to ask.
+            let before = t.endpoint;
             match &mut t.mode {
                 Mode::Direct => {
                     t.endpoint = None;
@@ -393,6 +399,11 @@ impl Paths {
                     t.path = Path::Relay;
                 }
             }
+            // Somewhere new to send to and no session: a packet now starts the handshake,
+            // instead of WireGuard's next retry (up to 5 s later).
+            if !session && t.endpoint.is_some() && t.endpoint != before {
+                actions.push(Action::Poke { peer: m.key });
+            }
         }
         actions
     }
@@ -442,24 +453,41 @@ impl Paths {
     }
 
     /// The probe with `peer` ended: `direct` keeps the direct endpoint, else back to the relay
-    /// (a new lease: the old one was released for the probe).
+    /// (a new lease: the old one was released for the probe). `direct` also ends a relay the
+    /// probe's window already gave up on: the other end checked the path both ways.
     pub fn probe_end(&mut self, peer: &PublicKey, direct: bool, now: u64) {
         let Some(t) = self.tracks.get_mut(peer) else {
             return;
         };
-        if let Mode::Probe { via, endpoint, .. } = t.mode {
-            if direct {
+        match (t.mode, direct) {
+            (Mode::Probe { endpoint, .. }, true) => {
                 t.mode = Mode::Direct;
                 t.endpoint = Some(endpoint);
                 t.path = Path::Direct;
-            } else {
-                // The pair's relay port was released for the probe: a new lease at once.
+            }
+            (Mode::Relay { .. }, true) => {
+                // WireGuard follows the other end's direct packets from here.
+                t.mode = Mode::Direct;
+                t.endpoint = None;
+                t.path = Path::Direct;
+            }
+            (Mode::Probe { via, .. }, false) => {
                 t.mode = Mode::Relay {
                     via,
                     lease: None,
                     asked: None,
                     next_probe: now + PROBE_EVERY_S,
                 };
+            }
+            _ => {}
+        }
+    }
+
+    /// The other end of a probe is still checking: its window stays open [`PROBE_FOR_S`] more.
+    pub fn probe_extend(&mut self, peer: &PublicKey, now: u64) {
+        if let Some(t) = self.tracks.get_mut(peer) {
+            if let Mode::Probe { until, .. } = &mut t.mode {
+                *until = (*until).max(now + PROBE_FOR_S);
             }
         }
     }
@@ -611,7 +639,11 @@ mod tests {
             t += 1;
             let mut c = c_live.clone();
             c.rx = t;
-            asked.extend(p.step(t, m, &[c, live(2, None, None, 0)]));
+            asked.extend(
+                p.step(t, m, &[c, live(2, None, None, 0)])
+                    .into_iter()
+                    .filter(|a| !matches!(a, Action::Poke { .. })),
+            );
             if !asked.is_empty() {
                 break;
             }
@@ -663,13 +695,15 @@ mod tests {
         p.step(0, &m, &[live(3, Some("198.51.100.3:51820"), Some(1), 1)]);
         p.hint(key(3), key(2), ep("203.0.113.2:40000"), 2, 0);
         for t in 1..40 {
-            assert!(p
-                .step(
-                    t,
-                    &m,
-                    &[live(3, Some("198.51.100.3:51820"), Some(1), 1 + t)]
-                )
-                .is_empty());
+            let c = live(3, Some("198.51.100.3:51820"), Some(1), 1 + t);
+            let asked = p.step(t, &m, &[c]);
+            // Only pokes of b as its endpoint changes: no lease, no probe.
+            assert!(
+                asked
+                    .iter()
+                    .all(|a| matches!(a, Action::Poke { peer } if *peer == key(2))),
+                "{asked:?}"
+            );
         }
         assert_eq!(p.path(&key(2)), Some((Path::Unreachable, None)));
         // It keeps being tried.
@@ -699,7 +733,11 @@ mod tests {
         assert_eq!(direct, ep("203.0.113.2:51820"));
         assert_eq!(p.endpoint(&key(2)), Some(direct));
         // Nothing confirmed within PROBE_FOR_S: back to the relay, asking for a new lease.
-        let asked = p.step(t + 3 + PROBE_FOR_S, &m, &[c(203), b(4)]);
+        let asked: Vec<Action> = p
+            .step(t + 3 + PROBE_FOR_S, &m, &[c(203), b(4)])
+            .into_iter()
+            .filter(|a| !matches!(a, Action::Poke { .. }))
+            .collect();
         assert_eq!(
             asked,
             vec![Action::Lease {
@@ -746,6 +784,22 @@ mod tests {
         assert_eq!(p.path(&key(2)), Some((Path::Direct, None)));
         assert_eq!(p.endpoint(&key(2)), None);
         assert_eq!(direct, ep("203.0.113.2:40000"));
+        // Kept after the probe's window had closed (a slow check): direct all the same.
+        let mut p = Paths::new();
+        let t = relayed(&mut p, &m);
+        p.leased(&key(2), &key(3), lease);
+        p.probe_begin(&key(2), &m, t).unwrap();
+        p.probe_extend(&key(2), t + 2);
+        p.step(t + PROBE_FOR_S + 1, &m, &[c(500)]);
+        assert!(
+            matches!(p.tracks[&key(2)].mode, Mode::Probe { .. }),
+            "extended"
+        );
+        p.step(t + 2 + PROBE_FOR_S, &m, &[c(501)]);
+        assert!(matches!(p.tracks[&key(2)].mode, Mode::Relay { .. }));
+        p.probe_end(&key(2), true, t + 2 + PROBE_FOR_S);
+        assert_eq!(p.path(&key(2)), Some((Path::Direct, None)));
+        assert_eq!(p.endpoint(&key(2)), None);
         // Roamed by the other end.
         let mut p = Paths::new();
         let t = relayed(&mut p, &m);
@@ -756,6 +810,26 @@ mod tests {
             &[c(500), live(2, Some("203.0.113.2:51820"), Some(0), 9)],
         );
         assert_eq!(p.path(&key(2)), Some((Path::Direct, None)));
+    }
+
+    #[test]
+    fn a_new_endpoint_without_a_session_is_poked_once() {
+        let mut p = Paths::new();
+        let m = vec![member(2, &["10.0.2.2:51820"], false)];
+        let pokes = |a: Vec<Action>| {
+            a.iter()
+                .filter(|a| matches!(a, Action::Poke { .. }))
+                .count()
+        };
+        assert_eq!(pokes(p.step(0, &m, &[])), 1);
+        assert_eq!(pokes(p.step(1, &m, &[])), 0);
+        p.hint(key(3), key(2), ep("203.0.113.2:51820"), 3, 2);
+        assert_eq!(pokes(p.step(2, &m, &[])), 1);
+        // With a session, nothing: WireGuard's endpoint is left alone.
+        assert_eq!(
+            pokes(p.step(3, &m, &[live(2, Some("203.0.113.2:51820"), Some(0), 5)])),
+            0
+        );
     }
 
     #[test]

@@ -750,7 +750,7 @@ impl Overlay {
                 self.apply_peers(&st)?;
                 tracing::info!(endpoint = %direct, "trying the direct path, as a member asked");
             }
-            ProbeStep::Check => {}
+            ProbeStep::Check => st.paths.probe_extend(&from, now),
             ProbeStep::Keep => {
                 st.paths.probe_end(&from, true, now);
                 self.apply_peers(&st)?;
@@ -808,7 +808,7 @@ impl Overlay {
                     .map(|a| {
                         let to = match a {
                             Action::Lease { relay, .. } => relay,
-                            Action::Probe { peer } => peer,
+                            Action::Probe { peer } | Action::Poke { peer } => peer,
                         };
                         (
                             a,
@@ -887,6 +887,13 @@ impl Overlay {
                             tracing::error!("applying a relay lease: {e:#}");
                         }
                         if first {
+                            poke(
+                                st.members
+                                    .iter()
+                                    .find(|m| m.key == peer)
+                                    .map_or(addr, |m| m.address),
+                            )
+                            .await;
                             let name = st
                                 .members
                                 .iter()
@@ -905,6 +912,7 @@ impl Overlay {
                 }
             }
             Action::Probe { peer } => self.probe(peer, addr).await,
+            Action::Poke { .. } => poke(addr).await,
         }
     }
 
@@ -1036,6 +1044,14 @@ impl Overlay {
                 Err(_) => tracing::debug!(member = %name, "roster push timed out"),
             }
         }
+    }
+}
+
+/// A datagram to a member's overlay address (the discard port): WireGuard, which has no
+/// session with it, starts a handshake at once.
+async fn poke(addr: Ipv6Addr) {
+    if let Ok(s) = tokio::net::UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0)).await {
+        let _ = s.send_to(b"", (addr, 9)).await;
     }
 }
 

@@ -34,6 +34,11 @@ fn behind_two_nats_the_window_opens_directly_with_endpoints_learned_through_a_me
     lab.start_overlay(c);
     lab.start_window_mode_with(a, VIDEO);
     lab.start_window_mode_with(b, VIDEO);
+    wait_for("a direct to b", 90, || {
+        let p = lab.peer(a, "b");
+        (p["path"] != "direct").then(|| p.to_string())
+    });
+    let path = t0.elapsed();
     lab.wait_state(a, "open", "b", 90);
     let opened = t0.elapsed();
     lab.wait_state(b, "open", "a", 15);
@@ -48,8 +53,9 @@ fn behind_two_nats_the_window_opens_directly_with_endpoints_learned_through_a_me
     }
     decoded_both_ways(&lab, a, b);
     eprintln!(
-        "figure: topology 1 (two home routers): overlay start → window open {:.1} s; \
-         overlay round trip a→b during the call {:.2} ms",
+        "figure: topology 1 (two home routers): overlay start → direct session {:.1} s, \
+         → window open {:.1} s; overlay round trip a→b during the call {:.2} ms",
+        path.as_secs_f64(),
         opened.as_secs_f64(),
         udp_rtt_ms(&lab, a, b)
     );
@@ -95,6 +101,12 @@ fn a_symmetric_nat_opens_through_the_relay_which_sees_only_wireguard_and_the_cal
     let t0 = Instant::now();
     lab.start_window_mode_with(a, VIDEO);
     lab.start_window_mode_with(b, VIDEO);
+    wait_for("a through the relay to b", 120, || {
+        let p = lab.peer(a, "b");
+        let session = p["last_handshake_age_s"].as_u64().is_some_and(|a| a < 10);
+        (p["path"] != "relay" || !session).then(|| p.to_string())
+    });
+    let path = t0.elapsed();
     lab.wait_state(a, "open", "b", 120);
     let opened = t0.elapsed();
     lab.wait_state(b, "open", "a", 15);
@@ -274,8 +286,10 @@ fn a_symmetric_nat_opens_through_the_relay_which_sees_only_wireguard_and_the_cal
     let call = live_call(&lab, a);
     assert!(call["duration_s"].as_f64().unwrap() > call_before, "{call}");
     let before = decoded(&call, "audio");
-    std::thread::sleep(Duration::from_secs(2));
-    assert!(decoded(&live_call(&lab, a), "audio") > before + 50);
+    wait_for("a still decodes b's audio", 5, || {
+        let now = decoded(&live_call(&lab, a), "audio");
+        (now < before + 50).then(|| format!("{before} → {now}\n{}", lab.log(a, "overlay")))
+    });
     // The outage: the audio A lost from the NAT change until 3 s after the switch, against
     // 5 s of the call before the change.
     let missing_ms = |samples: &[(f64, u64)]| {
@@ -286,12 +300,14 @@ fn a_symmetric_nat_opens_through_the_relay_which_sees_only_wireguard_and_the_cal
     let rtt_direct = udp_rtt_ms(&lab, a, b);
     let unrelayed_cpu = overlay_cpu(&lab, c, 10.0);
     eprintln!(
-        "figure: topology 2 (symmetric NAT): overlay start → window open through the relay {:.1} s; \
+        "figure: topology 2 (symmetric NAT): overlay start → session through the relay {:.1} s, \
+         → window open {:.1} s; \
          c's WireGuard + overlay during the relayed call {relay_cpu:.1} % of a core, \
          once the call went direct {unrelayed_cpu:.1} %; \
          overlay round trip a→b relayed {rtt_relayed:.2} ms, direct {rtt_direct:.2} ms; \
          NAT change → direct {:.1} s, audio missing at a across it {outage:.0} ms \
          (5 s before the change: {calm:.0} ms)",
+        path.as_secs_f64(),
         opened.as_secs_f64(),
         switched.as_secs_f64(),
     );

@@ -53,6 +53,31 @@ pub fn set_hostname(name: &str) -> Result<(), EarlyError> {
     })
 }
 
+/// The inode the kernel gives the initial PID namespace (`PROC_PID_INIT_INO`).
+const INITIAL_PID_NS: u64 = 0xEFFF_FFFC;
+/// The inode of the initial UTS namespace (`PROC_UTS_INIT_INO`).
+const INITIAL_UTS_NS: u64 = 0xEFFF_FFFE;
+
+/// What the link `/proc/self/ns/<kind>` says: `Some(true)` for the initial namespace
+/// (`pid:[4026531836]`), `Some(false)` for another, `None` when there is no such link yet.
+fn initial_namespace(link: std::io::Result<std::path::PathBuf>, initial: u64) -> Option<bool> {
+    let link = link.ok()?;
+    let text = link.to_str()?;
+    let inode: u64 = text.split_once(":[")?.1.strip_suffix(']')?.parse().ok()?;
+    Some(inode == initial)
+}
+
+/// Whether this process runs as the machine's init: in the initial PID namespace, or so early
+/// in a real boot that `/proc` is not mounted yet (a container or a test always has it).
+pub fn machine_init() -> bool {
+    initial_namespace(std::fs::read_link("/proc/self/ns/pid"), INITIAL_PID_NS).unwrap_or(true)
+}
+
+/// Whether this process has a UTS namespace of its own (its hostname is not the machine's).
+pub fn own_uts_namespace() -> bool {
+    initial_namespace(std::fs::read_link("/proc/self/ns/uts"), INITIAL_UTS_NS) == Some(false)
+}
+
 /// Brings the loopback interface `lo` up (a new network namespace, or a kernel that leaves
 /// it down, has it down).
 pub fn loopback_up() -> Result<(), EarlyError> {
@@ -86,6 +111,29 @@ pub fn loopback_up() -> Result<(), EarlyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_initial_namespaces_are_told_by_their_inode() {
+        let link = |s: &str| Ok(std::path::PathBuf::from(s));
+        assert_eq!(
+            initial_namespace(link("pid:[4026531836]"), INITIAL_PID_NS),
+            Some(true)
+        );
+        assert_eq!(
+            initial_namespace(link("pid:[4026532301]"), INITIAL_PID_NS),
+            Some(false)
+        );
+        assert_eq!(
+            initial_namespace(link("uts:[4026531838]"), INITIAL_UTS_NS),
+            Some(true)
+        );
+        assert_eq!(initial_namespace(link("garbage"), INITIAL_PID_NS), None);
+        let missing = Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert_eq!(initial_namespace(missing, INITIAL_PID_NS), None);
+        // The test runs on the machine, not in a namespace.
+        assert!(machine_init());
+        assert!(!own_uts_namespace());
+    }
 
     #[test]
     fn hostnames_are_checked() {

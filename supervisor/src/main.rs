@@ -34,12 +34,17 @@ struct Cli {
     /// The control socket (line-delimited JSON).
     #[arg(long, default_value = ewindow_io::paths::INIT_SOCKET)]
     control: PathBuf,
-    /// As PID 1, do not mount /proc, /sys, /dev, /run, /tmp nor remount / read-only
-    /// (PID namespaces, containers).
+    /// As PID 1, do not mount /proc, /sys, /dev, /run, /tmp nor remount / read-only (always
+    /// so as PID 1 of a PID namespace: a container, a test).
     #[arg(long)]
     no_mounts: bool,
-    /// As PID 1, set this hostname (default: /etc/hostname on a real boot; never changed
-    /// with --no-mounts unless given).
+    /// Act as the machine's init even as PID 1 of a PID namespace (mounts, clock, hostname,
+    /// read-only / and reboot(2) at shutdown). Without it, only PID 1 of the initial PID
+    /// namespace does; PID 1 of another stops its services at shutdown and exits.
+    #[arg(long)]
+    system: bool,
+    /// As PID 1, set this hostname (default: /etc/hostname on a real boot; in a PID
+    /// namespace only when given, and only in a UTS namespace of its own).
     #[arg(long)]
     hostname: Option<String>,
     /// Seconds leftover processes get between SIGTERM and SIGKILL at shutdown.
@@ -77,15 +82,22 @@ fn main() -> ExitCode {
             Cli::parse_from(["ewindow-init"])
         }
     };
-    let no_mounts = cli.no_mounts;
-    let result = std::panic::catch_unwind(|| run(cli, pid1));
+    // Only the machine's init touches the machine (mounts, hostname, clock, read-only /,
+    // reboot(2)); PID 1 of a namespace is a container's init, like tini.
+    let system = pid1 && (cli.system || early::machine_init());
+    let no_mounts = cli.no_mounts || !system;
+    let result = std::panic::catch_unwind(|| run(cli, pid1, system));
     match result {
         Ok(Ok(kind)) if !pid1 => {
             info!("{kind:?} done; exiting (not PID 1)");
             ExitCode::SUCCESS
         }
+        Ok(Ok(kind)) if !system => {
+            info!("{kind:?} done; exiting (PID 1 of a namespace, not the machine's init)");
+            ExitCode::SUCCESS
+        }
         Ok(Ok(kind)) => finish(kind, no_mounts),
-        Ok(Err(e)) if !pid1 => {
+        Ok(Err(e)) if !system => {
             eprintln!("ewindow-init: {e:#}");
             ExitCode::from(1)
         }
@@ -93,7 +105,7 @@ fn main() -> ExitCode {
             error!("{e:#}");
             reap_forever()
         }
-        Err(_) if !pid1 => ExitCode::from(1),
+        Err(_) if !system => ExitCode::from(1),
         Err(_) => {
             error!("panic outside the main loop");
             reap_forever()
@@ -102,9 +114,13 @@ fn main() -> ExitCode {
 }
 
 /// Sets up the process (mounts or subreaper) and runs the supervisor until a shutdown is done.
-fn run(cli: Cli, pid1: bool) -> anyhow::Result<ShutdownKind> {
+fn run(cli: Cli, pid1: bool, system: bool) -> anyhow::Result<ShutdownKind> {
+    let no_mounts = cli.no_mounts || !system;
     if pid1 {
-        if !cli.no_mounts {
+        if !system {
+            info!("PID 1 of a PID namespace: the machine is left alone (no mounts, no clock, no reboot)");
+        }
+        if !no_mounts {
             for failure in mounts::mount_early() {
                 error!("{failure}");
             }
@@ -113,13 +129,18 @@ fn run(cli: Cli, pid1: bool) -> anyhow::Result<ShutdownKind> {
                 warn!("cannot route Ctrl-Alt-Del to init: {e}");
             }
         }
-        // In a namespace (--no-mounts) only an explicit --hostname is set, never
-        // /etc/hostname: that would rename the host of a test.
+        // In a namespace only an explicit --hostname is set, never /etc/hostname, and only
+        // in a UTS namespace of its own: the machine's name is the machine's init's.
         let etc = std::path::Path::new("/etc/hostname");
-        let name = if cli.no_mounts {
+        let name = if system && !cli.no_mounts {
+            early::hostname_to_set(cli.hostname.as_deref(), etc)
+        } else if system || early::own_uts_namespace() {
             cli.hostname.clone()
         } else {
-            early::hostname_to_set(cli.hostname.as_deref(), etc)
+            if let Some(name) = &cli.hostname {
+                warn!(hostname = %name, "not set: no UTS namespace of its own");
+            }
+            None
         };
         if let Some(name) = name {
             match early::set_hostname(&name) {
@@ -140,7 +161,7 @@ fn run(cli: Cli, pid1: bool) -> anyhow::Result<ShutdownKind> {
         control: cli.control,
         pid1,
         final_grace: Duration::from_secs(cli.final_grace_s),
-        set_clock: pid1 && !cli.no_mounts,
+        set_clock: system && !no_mounts,
     })?;
     Ok(sup.run())
 }

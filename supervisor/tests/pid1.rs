@@ -56,13 +56,20 @@ impl Init {
 
     /// Like [`Init::start`] with more `unshare` namespaces and more init arguments.
     fn start_with(dir: PathBuf, services: &str, namespaces: &[&str], args: &[&str]) -> Init {
+        let mut all = vec!["--no-mounts"];
+        all.extend_from_slice(args);
+        Init::spawn(dir, services, namespaces, &all)
+    }
+
+    /// `ewindow-init ARGS` as PID 1 of new PID and mount namespaces (and `namespaces`).
+    fn spawn(dir: PathBuf, services: &str, namespaces: &[&str], args: &[&str]) -> Init {
         require_root();
         fs::write(dir.join("services.toml"), services).unwrap();
         let log = fs::File::create(dir.join("init.log")).unwrap();
         let child = Command::new("unshare")
             .args(["--fork", "--pid", "--mount-proc"])
             .args(namespaces)
-            .args([BIN, "--no-mounts"])
+            .arg(BIN)
             .args(args)
             .arg("--config")
             .arg(dir.join("services.toml"))
@@ -585,6 +592,50 @@ fn as_pid1_it_sets_the_hostname_and_brings_loopback_up() {
     let lo = fs::read_to_string(dir.join("lo")).unwrap_or_default();
     // `<LOOPBACK,UP,LOWER_UP>`: a fresh network namespace starts with lo down.
     assert!(lo.contains(",UP"), "lo is not up: {lo}\n{}", init.log());
+}
+
+/// The mount options of `/` as this process sees them (`/proc/self/mountinfo`).
+fn root_options() -> String {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .and_then(|l| l.split(' ').nth(5).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// PID 1 of a PID namespace without `--no-mounts` and without a UTS namespace of its own (a
+/// container): it is not the machine's init, so it leaves the machine alone — the host keeps
+/// its hostname though `--hostname` was given, `/` stays as it was — and at SIGTERM it stops
+/// its services and exits 0 instead of calling reboot(2).
+#[test]
+fn as_pid1_of_a_namespace_it_leaves_the_machine_alone_and_exits() {
+    let dir = scratch("container");
+    let hostname = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let root = root_options();
+    let mut init = Init::spawn(
+        dir.clone(),
+        "[[service]]\nname = \"app\"\nexec = [\"sleep\", \"1000\"]\n",
+        &[],
+        &["--hostname", "not-the-host"],
+    );
+    init.wait_service("app", 8, |s| s["state"] == "running");
+    kill(init.host_pid(), Signal::SIGTERM).unwrap();
+    let status = init.wait_exit(12);
+    let log = init.log();
+    assert!(status.success(), "{status}\n{log}");
+    assert_eq!(
+        fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        hostname
+    );
+    assert_eq!(root_options(), root, "{log}");
+    assert!(log.contains("PID 1 of a PID namespace"), "{log}");
+    assert!(
+        log.contains("not set: no UTS namespace of its own"),
+        "{log}"
+    );
+    assert!(log.contains("exiting (PID 1 of a namespace"), "{log}");
+    assert!(!log.contains("reboot(2)"), "{log}");
 }
 
 /// A loop device over an image file; detached on drop.

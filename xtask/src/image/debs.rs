@@ -118,6 +118,29 @@ impl Cache {
         find().with_context(|| format!("apt-get download {name}={version} wrote no .deb"))
     }
 
+    /// Whether `name` at `version` can still be had: its `.deb` is in the cache, or the
+    /// archive still lists that version (`apt-cache show NAME:ARCH=VERSION`).
+    pub fn available(&self, name: &str, version: &str) -> Result<bool> {
+        let arch = self.apt.arch.as_str();
+        let debs = self.dir.join("debs");
+        if [arch, "all"]
+            .iter()
+            .any(|a| debs.join(deb_name(name, version, a)).is_file())
+        {
+            return Ok(true);
+        }
+        if self.apt.needs_update() {
+            self.apt.update()?;
+        }
+        let out = self
+            .apt
+            .command("apt-cache")
+            .args(["show", &format!("{name}:{arch}={version}")])
+            .output()
+            .context("running apt-cache show")?;
+        Ok(out.status.success() && !out.stdout.is_empty())
+    }
+
     /// Fetches, checks against `sha256` (when given) and unpacks.
     pub fn get(&self, name: &str, version: &str, sha256: Option<&str>) -> Result<Unpacked> {
         let deb = self.fetch(name, version)?;

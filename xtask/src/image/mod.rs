@@ -67,6 +67,11 @@ pub struct ImageArgs {
     /// Also measure each package's share of the compressed root filesystem (slow).
     #[arg(long)]
     sizes: bool,
+    /// When the archive no longer has a pinned version (Debian's security archive drops old
+    /// ones), resolve the lock again first and say what changed (the tests do: a fresh CI
+    /// run must not fail the day a kernel is superseded). Without it such a lock is refused.
+    #[arg(long)]
+    relock_if_gone: bool,
 }
 
 impl ImageArgs {
@@ -78,6 +83,7 @@ impl ImageArgs {
             check_reproducible: true,
             no_cargo: false,
             sizes: false,
+            relock_if_gone: true,
         }
     }
 }
@@ -100,6 +106,9 @@ pub fn run(args: ImageArgs) -> Result<()> {
             // 7, the comparison
             let mut steps = Steps::new(if args.check_reproducible { 3 } else { 8 });
             let cache = cache(&repo, &target)?;
+            if args.relock_if_gone {
+                relock_if_gone(&repo, &target, &cache)?;
+            }
             let bins = steps.run("our release binaries", || {
                 let lock = read_lock(&repo, &target)?;
                 our_binaries(&repo, &target, &cache, &lock.sysroot, !args.no_cargo)
@@ -314,6 +323,53 @@ fn our_binaries(
         out.insert(b.clone(), dst);
     }
     Ok(out)
+}
+
+/// The pins of `lock` the archive no longer has (and the cache does not hold).
+fn gone(cache: &debs::Cache, lock: &lock::Lock) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (name, pin) in lock.packages.iter().chain(&lock.sysroot) {
+        if !cache.available(name, &pin.version)? {
+            out.push((name.clone(), pin.version.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// When pins are gone from the archive: the lock resolved again (the same as `cargo xtask
+/// image lock`), and what changed printed. The builds that follow still run twice and are
+/// compared byte for byte, and the boot tests run on the new lock.
+fn relock_if_gone(repo: &Path, target: &Target, cache: &debs::Cache) -> Result<()> {
+    let before = read_lock(repo, target)?;
+    let missing = gone(cache, &before)?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = missing.iter().map(|(n, v)| format!("{n} {v}")).collect();
+    eprintln!(
+        "xtask: the archive no longer has {} of {}'s lock: resolving it again \
+         (a release build would refuse: run `cargo xtask image lock --target {}`)",
+        list.join(", "),
+        target.name,
+        target.name
+    );
+    rootfs::lock(repo, target)?;
+    let after = read_lock(repo, target)?;
+    for (name, pin) in &after.packages {
+        match before.packages.get(name) {
+            Some(old) if old.version == pin.version => {}
+            Some(old) => eprintln!("  {name}: {} → {}", old.version, pin.version),
+            None => eprintln!("  + {name} {}", pin.version),
+        }
+    }
+    for name in before
+        .packages
+        .keys()
+        .filter(|n| !after.packages.contains_key(*n))
+    {
+        eprintln!("  - {name}");
+    }
+    Ok(())
 }
 
 /// The target's lock file.
@@ -737,4 +793,37 @@ fn compare(a: &Path, b: &Path, target: &str) -> Result<()> {
     }
     eprintln!("reproducible: {} outputs identical", names.len());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The day the archive drops a pinned version: that pin is told apart from one the
+    /// archive has (its current version of the same package), so the tests resolve the lock
+    /// again instead of failing on the download.
+    #[test]
+    fn a_pin_the_archive_no_longer_has_is_told_apart() {
+        let repo = crate::root();
+        let target = Target::load(&repo, "qemu-x86_64").unwrap();
+        let cache = cache(&repo, &target).unwrap();
+        let current = debs::candidate(&cache.apt, "busybox-static")
+            .unwrap()
+            .expect("the archive has busybox-static");
+        let pin = |version: &str| lock::Pin {
+            version: version.into(),
+            sha256: "0".repeat(64),
+        };
+        let mut lock = lock::Lock::default();
+        lock.packages.insert("busybox-static".into(), pin(&current));
+        lock.packages
+            .insert("dropbear-bin".into(), pin("0.0-no-longer-in-the-archive"));
+        assert_eq!(
+            gone(&cache, &lock).unwrap(),
+            vec![(
+                "dropbear-bin".to_string(),
+                "0.0-no-longer-in-the-archive".to_string()
+            )]
+        );
+    }
 }
