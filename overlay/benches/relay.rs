@@ -33,26 +33,14 @@ fn main() {
     require_root();
     let (direct_open, direct_rtt) = {
         let mut lab = Lab::new('N');
-        let a = lab.behind_nat("a", false);
-        let b = lab.behind_nat("b", false);
-        let c = lab.host("c");
-        lab.roster_with(
-            &[(a, false, false), (b, false, false), (c, true, false)],
-            &[(a, "b"), (b, "a")],
-        );
+        let (a, b, c) = lab.behind_nats(false, false);
         let opened = open(&mut lab, a, b, c);
         assert_eq!(lab.peer(a, "b")["path"], "direct");
         (opened, udp_rtt_ms(&lab, a, b))
     };
 
     let mut lab = Lab::new('R');
-    let a = lab.behind_nat("a", false);
-    let b = lab.behind_nat("b", true);
-    let c = lab.host("c");
-    lab.roster_with(
-        &[(a, false, false), (b, false, false), (c, true, true)],
-        &[(a, "b"), (b, "a")],
-    );
+    let (a, b, c) = lab.behind_nats(true, true);
     let relayed_open = open(&mut lab, a, b, c);
     assert_eq!(lab.peer(a, "b")["path"], "relay");
     let procs = [(c, "wireguard-go"), (c, "overlay"), (a, "phone")];
@@ -60,13 +48,8 @@ fn main() {
     let relayed_cpu = cpu(&lab, &procs, SECS);
     let relayed_rtt = udp_rtt_ms(&lab, a, b);
 
-    let router_b = lab.router(b);
-    let public_b = lab.windows[b].v4();
-    lab.nat(b, false);
     let t1 = Instant::now();
-    must(&format!(
-        "ip -n {router_b} addr del {public_b}/24 dev eth0 && ip -n {router_b} addr add {public_b}/24 dev eth0"
-    ));
+    lab.router_renewed_as_home_router(b);
     wait_for("a direct to b", 60, || {
         let p = lab.peer(a, "b");
         (p["path"] != "direct").then(|| p.to_string())

@@ -23,13 +23,7 @@ const VIDEO: &str = "--video-codecs vp8 --video-size 320x240 --video-fps 15";
 #[test]
 fn behind_two_nats_the_window_opens_directly_with_endpoints_learned_through_a_member() {
     let mut lab = Lab::new('n');
-    let a = lab.behind_nat("a", false);
-    let b = lab.behind_nat("b", false);
-    let c = lab.host("c");
-    lab.roster_with(
-        &[(a, false, false), (b, false, false), (c, true, false)],
-        &[(a, "b"), (b, "a")],
-    );
+    let (a, b, c) = lab.behind_nats(false, false);
     let t0 = Instant::now();
     lab.start_overlay(c);
     lab.start_window_mode_with(a, VIDEO);
@@ -246,13 +240,9 @@ fn a_symmetric_nat_opens_through_the_relay_which_sees_only_wireguard_and_the_cal
     std::thread::sleep(Duration::from_secs(5));
     calm.push((calm_from.elapsed().as_secs_f64(), audio_lost(&lab)));
     let call_before = live_call(&lab, a)["duration_s"].as_f64().unwrap();
-    let router_b = lab.router(b);
     let public_b = lab.windows[b].v4();
-    lab.nat(b, false);
     let t1 = Instant::now();
-    must(&format!(
-        "ip -n {router_b} addr del {public_b}/24 dev eth0 && ip -n {router_b} addr add {public_b}/24 dev eth0"
-    ));
+    lab.router_renewed_as_home_router(b);
     let mut samples: Vec<(f64, u64)> = Vec::new();
     let mut switched = None;
     while t1.elapsed() < Duration::from_secs(60) {

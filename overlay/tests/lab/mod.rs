@@ -220,6 +220,30 @@ impl Lab {
         assert!(child.wait().unwrap().success(), "nft in {router}");
     }
 
+    /// A, B behind NAT routers (B's symmetric when `random_b`), C on the underlay with the
+    /// only endpoint in the roster (a relay when `relay`); A and B partners. Returns (a, b, c).
+    pub fn behind_nats(&mut self, random_b: bool, relay: bool) -> (usize, usize, usize) {
+        let a = self.behind_nat("a", false);
+        let b = self.behind_nat("b", random_b);
+        let c = self.host("c");
+        self.roster_with(
+            &[(a, false, false), (b, false, false), (c, true, relay)],
+            &[(a, "b"), (b, "a")],
+        );
+        (a, b, c)
+    }
+
+    /// Window `w`'s router becomes a home router (`masquerade`) and forgets its mappings: its
+    /// public address goes and comes back, as on a new lease.
+    pub fn router_renewed_as_home_router(&self, w: usize) {
+        let router = self.router(w);
+        let public = self.windows[w].v4();
+        self.nat(w, false);
+        must(&format!(
+            "ip -n {router} addr del {public}/24 dev eth0 && ip -n {router} addr add {public}/24 dev eth0"
+        ));
+    }
+
     /// The router namespace in front of window `w`.
     pub fn router(&self, w: usize) -> String {
         let win = &self.windows[w];
