@@ -182,6 +182,30 @@ pub(crate) fn write_stats(cfg: &CallConfig, stats: &CallStats) {
     }
 }
 
+/// What a call refused for an SDP reason (ours or the peer's answer) is recorded as.
+fn refusal_reason(e: &SdpError) -> EndReason {
+    match e {
+        SdpError::NoCommonCodec | SdpError::NoAudio => EndReason::NoCommonCodec,
+        e if e.is_srtp() => EndReason::SrtpMismatch,
+        SdpError::AddressFamily { .. } => EndReason::NotAcceptable,
+        _ => EndReason::Rejected,
+    }
+}
+
+/// What a refusal of our INVITE is recorded as: a 488 by its `Warning` code (RFC 3261
+/// 20.43), if the peer says why.
+fn rejection_reason(code: u16, warning: Option<&str>) -> EndReason {
+    if code != 488 {
+        return EndReason::Rejected;
+    }
+    let warn_code = warning.and_then(|w| w.split_whitespace().next()?.parse::<u16>().ok());
+    match warn_code {
+        Some(304 | 305) => EndReason::NoCommonCodec,
+        Some(302) => EndReason::SrtpMismatch,
+        _ => EndReason::NotAcceptable,
+    }
+}
+
 fn failed(reason: EndReason, sip_status: Option<u16>, line: String) -> Outcome {
     Outcome {
         stats: CallStats {
@@ -308,16 +332,14 @@ pub(crate) async fn answer(
         Ok(x) => x,
         Err(e) => {
             let status = e.sip_status();
-            agent.reject(invite, status).await;
-            let reason = if matches!(e, SdpError::NoCommonCodec | SdpError::NoAudio) {
-                EndReason::NoCommonCodec
-            } else {
-                EndReason::Rejected
-            };
+            let why = e.to_string();
+            agent
+                .refuse(invite, status, Some((e.warning_code(), &why)))
+                .await;
             return failed(
-                reason,
+                refusal_reason(&e),
                 Some(status),
-                format!("refused {who} with {status}: {e}"),
+                format!("refused {who} with {status}: {why}"),
             );
         }
     };
@@ -423,9 +445,10 @@ pub(crate) async fn place(
         tokio::select! {
             ev = call.next_event() => match ev {
                 CallEvent::Answered(body, agent) => break (body, agent),
-                CallEvent::Ended(Ended::Rejected(code, text)) => {
-                    let reason = if code == 488 { EndReason::NoCommonCodec } else { EndReason::Rejected };
-                    return failed(reason, Some(code), format!("refused by {uri}: {code} {text}"));
+                CallEvent::Ended(Ended::Rejected(code, text, warning)) => {
+                    let reason = rejection_reason(code, warning.as_deref());
+                    let why = warning.map(|w| format!(" ({w})")).unwrap_or_default();
+                    return failed(reason, Some(code), format!("refused by {uri}: {code} {text}{why}"));
                 }
                 CallEvent::Ended(Ended::Timeout) => {
                     return failed(EndReason::Timeout, None, format!("no answer from {uri}"));
@@ -453,7 +476,7 @@ pub(crate) async fn place(
         Err(SdpError::SrtpRequired) => {
             let _ = call.hangup().await;
             return failed(
-                EndReason::Rejected,
+                EndReason::SrtpMismatch,
                 None,
                 format!(
                     "{uri} answered without SRTP, which is required (--srtp required); hung up"
@@ -463,7 +486,7 @@ pub(crate) async fn place(
         Err(e) => {
             let _ = call.hangup().await;
             return failed(
-                EndReason::NoCommonCodec,
+                refusal_reason(&e),
                 None,
                 format!("unusable answer from {uri}: {e}; hung up"),
             );
@@ -737,5 +760,23 @@ mod tests {
         assert!(!Quirks::of(Some("baresip v3.10.1 (x86_64/linux)")).vp9_clear_p);
         assert!(!Quirks::of(Some("ewindow-phone/0.1.0")).vp9_clear_p);
         assert!(!Quirks::of(None).vp9_clear_p);
+    }
+
+    #[test]
+    fn a_488_is_recorded_by_its_warning_code() {
+        let r = |code, w| rejection_reason(code, w);
+        assert_eq!(r(488, Some("305 ewindow \"x\"")), EndReason::NoCommonCodec);
+        assert_eq!(r(488, Some("304 host \"x\"")), EndReason::NoCommonCodec);
+        assert_eq!(r(488, Some("302 ewindow \"x\"")), EndReason::SrtpMismatch);
+        assert_eq!(r(488, Some("301 ewindow \"x\"")), EndReason::NotAcceptable);
+        assert_eq!(r(488, Some("garbage")), EndReason::NotAcceptable);
+        assert_eq!(r(488, None), EndReason::NotAcceptable);
+        assert_eq!(r(486, Some("305 x \"y\"")), EndReason::Rejected);
+        assert_eq!(refusal_reason(&SdpError::SrtpOff), EndReason::SrtpMismatch);
+        assert_eq!(refusal_reason(&SdpError::NoAudio), EndReason::NoCommonCodec);
+        assert_eq!(
+            refusal_reason(&SdpError::Parse("x".into())),
+            EndReason::Rejected
+        );
     }
 }

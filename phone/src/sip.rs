@@ -83,8 +83,9 @@ pub enum Ended {
     LocalBye,
     /// The caller cancelled before the answer.
     Cancelled,
-    /// The callee refused with a final status.
-    Rejected(u16, String),
+    /// The callee refused with a final status: its code, its reason phrase and the text of
+    /// its `Warning` header, if it sent one (`305 host "why"`).
+    Rejected(u16, String, Option<String>),
     /// No answer, or no ACK, in time.
     Timeout,
 }
@@ -119,6 +120,8 @@ pub struct Call {
     /// Our SDP, used to answer session refreshes.
     local_sdp: Arc<Mutex<Vec<u8>>>,
     ended: bool,
+    /// A caller's: the `Warning` of the final response, once the INVITE transaction ends.
+    warning: Option<tokio::sync::oneshot::Receiver<Option<String>>>,
 }
 
 /// A SIP user agent listening on UDP and TCP.
@@ -227,9 +230,18 @@ impl SipAgent {
 
     /// Refuses an INVITE with a final status (486, 488, 403, 400 …).
     pub async fn reject(&self, invite: IncomingInvite, status: u16) {
+        self.refuse(invite, status, None).await;
+    }
+
+    /// Refuses an INVITE with a final status and, if given, a `Warning` header (RFC 3261
+    /// 20.43: a three-digit code such as 301 or 305, and a text saying why).
+    pub async fn refuse(&self, invite: IncomingInvite, status: u16, warning: Option<(u16, &str)>) {
         let mut tx = invite.tx;
         let code = StatusCode::from(status);
-        let headers = vec![Header::Allow(ALLOW.into()), Header::Accept(ACCEPT.into())];
+        let mut headers = vec![Header::Allow(ALLOW.into()), Header::Accept(ACCEPT.into())];
+        if let Some((code, text)) = warning {
+            headers.push(Header::Warning(warning_value(code, text).into()));
+        }
         if let Err(e) = tx.reply_with(code, headers, None).await {
             tracing::warn!("sending {status}: {e}");
         }
@@ -272,6 +284,7 @@ impl SipAgent {
             layer: self.layer.clone(),
             local_sdp: Arc::new(Mutex::new(Vec::new())),
             ended: false,
+            warning: None,
         })
     }
 
@@ -304,9 +317,15 @@ impl SipAgent {
             .layer
             .do_invite_async(opt, state_tx)
             .map_err(|e| anyhow!("sending INVITE to {target}: {e}"))?;
-        // The join handle must not be dropped while unconfirmed (that cancels the INVITE).
+        // The join handle must not be dropped while unconfirmed (that cancels the INVITE). It
+        // yields the final response: a refusal's `Warning` says why.
+        let (warning_tx, warning_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            let _ = join.await;
+            let warning = match join.await {
+                Ok(Ok((_, Some(resp)))) => resp.header_value("Warning"),
+                _ => None,
+            };
+            let _ = warning_tx.send(warning);
         });
         Ok(Call {
             dialog,
@@ -315,6 +334,7 @@ impl SipAgent {
             layer: self.layer.clone(),
             local_sdp: Arc::new(Mutex::new(offer.into_bytes())),
             ended: false,
+            warning: Some(warning_rx),
         })
     }
 
@@ -469,7 +489,16 @@ impl Call {
                 DialogState::Terminated(id, reason) => {
                     self.layer.remove_dialog(&id);
                     self.ended = true;
-                    return CallEvent::Ended(self.map_end(reason));
+                    let mut end = self.map_end(reason);
+                    if let (Ended::Rejected(_, _, warning), Some(rx)) =
+                        (&mut end, self.warning.take())
+                    {
+                        // The transaction ends with the final response: this is at once.
+                        if let Ok(Ok(w)) = tokio::time::timeout(Duration::from_secs(1), rx).await {
+                            *warning = w;
+                        }
+                    }
+                    return CallEvent::Ended(end);
                 }
                 _ => {}
             }
@@ -483,19 +512,19 @@ impl Call {
             (T::UacBye, Role::Caller) | (T::UasBye, Role::Callee) => Ended::LocalBye,
             (T::UacCancel, _) => Ended::Cancelled,
             (T::Timeout, _) => Ended::Timeout,
-            (T::UasBusy, _) | (T::UacBusy, _) => Ended::Rejected(486, "Busy Here".into()),
-            (T::UasDecline, _) => Ended::Rejected(603, "Decline".into()),
+            (T::UasBusy, _) | (T::UacBusy, _) => Ended::Rejected(486, "Busy Here".into(), None),
+            (T::UasDecline, _) => Ended::Rejected(603, "Decline".into(), None),
             (T::UasOther(code), Role::Caller) if u16::from(code.clone()) == 487 => Ended::Cancelled,
             (T::UasOther(code), _) | (T::UacOther(code), _) | (T::ProxyError(code), _) => {
                 let n = u16::from(code.clone());
                 if n == 408 {
                     Ended::Timeout
                 } else {
-                    Ended::Rejected(n, code.to_string())
+                    Ended::Rejected(n, code.text().to_string(), None)
                 }
             }
             (T::ProxyAuthRequired, _) => {
-                Ended::Rejected(407, "Proxy Authentication Required".into())
+                Ended::Rejected(407, "Proxy Authentication Required".into(), None)
             }
         }
     }
@@ -526,6 +555,19 @@ impl Call {
             Err(_) => bail!("no answer to our BYE within 5 s"),
         }
     }
+}
+
+/// A `Warning` header value: `CODE ewindow "TEXT"`, the text made a valid quoted string.
+fn warning_value(code: u16, text: &str) -> String {
+    let quoted: String = text
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect();
+    format!("{code} ewindow \"{quoted}\"")
 }
 
 fn fmt_host(addr: SocketAddr) -> String {
@@ -897,6 +939,15 @@ mod tests {
         check_request(&parse(file))
             .err()
             .map(|r| u16::from(r.status))
+    }
+
+    #[test]
+    fn a_warning_is_a_valid_quoted_string_whatever_the_text() {
+        assert_eq!(warning_value(305, "no codec"), "305 ewindow \"no codec\"");
+        assert_eq!(
+            warning_value(399, "a \"b\"\\c\r\nd"),
+            "399 ewindow \"a 'b''c  d\""
+        );
     }
 
     #[test]

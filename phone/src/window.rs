@@ -48,7 +48,9 @@ fn policy_end(reason: StatsEnd, status: Option<u16>) -> EndReason {
         StatsEnd::RemoteBye | StatsEnd::Cancel => EndReason::Bye,
         StatsEnd::RtpTimeout => EndReason::RtpTimeout,
         StatsEnd::Rejected => EndReason::Refused(status.unwrap_or(480)),
-        StatsEnd::NoCommonCodec => EndReason::Refused(488),
+        StatsEnd::NoCommonCodec | StatsEnd::SrtpMismatch | StatsEnd::NotAcceptable => {
+            EndReason::Refused(488)
+        }
         StatsEnd::Timeout => EndReason::NoAnswer,
         _ => EndReason::Error,
     }

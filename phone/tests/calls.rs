@@ -172,7 +172,10 @@ fn no_common_codec_is_refused_with_488() {
     );
     let (a_ok, a_out) = a.finish(Duration::from_secs(15));
     assert!(!a_ok);
-    assert!(a_out.contains("488"), "caller names the code:\n{a_out}");
+    assert!(
+        a_out.contains("488 Not Acceptable Here (305 ewindow \"no common audio codec\")"),
+        "caller names the code once and the listener's Warning:\n{a_out}"
+    );
     let sa = read_stats(&a_json);
     assert_eq!(sa.sip_status, Some(488));
     assert_eq!(sa.end_reason, Some(EndReason::NoCommonCodec));

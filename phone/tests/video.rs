@@ -134,8 +134,13 @@ fn srtp_mismatch(listener_mode: &str, caller_mode: &str) -> (bool, String, CallS
 fn a_plain_rtp_offer_is_refused_with_488_when_srtp_is_required() {
     let (ok, out, stats) = srtp_mismatch("required", "off");
     assert!(!ok, "a plain call must fail:\n{out}");
-    assert!(out.contains("488"), "the caller names the refusal:\n{out}");
+    assert!(
+        out.contains("488 Not Acceptable Here (302 ewindow") && out.contains("SRTP required"),
+        "the caller names the refusal and the listener's Warning, once:\n{out}"
+    );
+    assert!(!out.contains("488 488"), "{out}");
     assert_eq!(stats.sip_status, Some(488));
+    assert_eq!(stats.end_reason, Some(EndReason::SrtpMismatch));
 }
 
 #[test]
@@ -143,8 +148,13 @@ fn a_peer_that_refuses_srtp_fails_the_call_with_a_clear_reason() {
     // The listener will not do SRTP; our caller requires it.
     let (ok, out, stats) = srtp_mismatch("off", "required");
     assert!(!ok, "the call must fail:\n{out}");
-    assert!(out.contains("488"), "the caller says why:\n{out}");
+    // The listener says it is its own SRTP that is off, not that SRTP is required.
+    assert!(
+        out.contains("488") && out.contains("--srtp off") && !out.contains("SRTP required"),
+        "the caller says why:\n{out}"
+    );
     assert_eq!(stats.sip_status, Some(488));
+    assert_eq!(stats.end_reason, Some(EndReason::SrtpMismatch));
 }
 
 #[test]

@@ -19,8 +19,14 @@ pub enum EndReason {
     Rejected,
     /// The peer did not answer in time.
     Timeout,
-    /// No codec in common (488).
+    /// No codec in common (488, `Warning: 305`, or a 488 of ours for that reason).
     NoCommonCodec,
+    /// SRTP could not be agreed: one side requires it and the other has it off or offers
+    /// plain RTP, or no key line is usable (488, `Warning: 302`).
+    SrtpMismatch,
+    /// Another 488: a media address family we cannot serve (`Warning: 301`), or a peer's
+    /// 488 that does not say why.
+    NotAcceptable,
     /// The media pipeline failed.
     MediaError,
     /// The transport failed (connection lost, unreachable).
@@ -38,6 +44,8 @@ impl EndReason {
             EndReason::Rejected => "rejected",
             EndReason::Timeout => "timeout",
             EndReason::NoCommonCodec => "no-common-codec",
+            EndReason::SrtpMismatch => "srtp-mismatch",
+            EndReason::NotAcceptable => "not-acceptable",
             EndReason::MediaError => "media-error",
             EndReason::TransportError => "transport-error",
         }
@@ -149,6 +157,8 @@ mod tests {
             EndReason::Cancel,
             EndReason::RtpTimeout,
             EndReason::NoCommonCodec,
+            EndReason::SrtpMismatch,
+            EndReason::NotAcceptable,
         ] {
             let json = serde_json::to_string(&r).unwrap();
             assert_eq!(json, format!("\"{}\"", r.as_str()));

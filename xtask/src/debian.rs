@@ -45,6 +45,8 @@ pub const ALL: &[&str] = &[
     // baresip's avcodec (H.264) and avformat (file source) modules
     "baresip-ffmpeg",
     "sip-tester",
+    // linphone 5.1's console client, the second SIP peer (phone/tests/linphone.rs)
+    "linphone-cli",
     // The overlay tests: windows in network namespaces with wireguard-go (the host kernel
     // may have no WireGuard); iproute2 for `ip netns`; e2fsprogs and util-linux (losetup) for
     // the supervisor's data-partition tests.

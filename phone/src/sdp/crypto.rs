@@ -257,7 +257,7 @@ pub(super) fn answer_crypto(
     let secure = is_secure_profile(&profile);
     if sdes.mode == SrtpMode::Off {
         return if secure {
-            Err(SdpError::SrtpRequired)
+            Err(SdpError::SrtpOff)
         } else {
             Ok(None)
         };
@@ -317,6 +317,9 @@ pub(super) fn read_crypto(
                 }
             }
         }
+    }
+    if sdes.mode == SrtpMode::Off && is_secure_profile(&profile) {
+        return Err(SdpError::SrtpOff);
     }
     if sdes.mode == SrtpMode::Required || is_secure_profile(&profile) {
         return Err(match problem {

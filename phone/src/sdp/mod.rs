@@ -299,6 +299,18 @@ pub enum SdpError {
     /// have it off, or no `a=crypto` line is usable. SIP 488.
     #[error("SRTP required but no usable crypto agreed")]
     SrtpRequired,
+    /// The peer requires SRTP (`RTP/SAVP`) and ours is off (`--srtp off`). SIP 488.
+    #[error("the peer requires SRTP (RTP/SAVP) and this phone has it off (--srtp off)")]
+    SrtpOff,
+    /// The peer's media address is of the other family (IPv6 where our media sockets are
+    /// IPv4, or the reverse): we cannot send to it. SIP 488.
+    #[error("media address {remote} is {}, this phone's media is {} only", family(*.remote), family(*.local))]
+    AddressFamily {
+        /// The peer's `c=` address.
+        remote: IpAddr,
+        /// Our media address.
+        local: IpAddr,
+    },
     /// The remote answer has `a=crypto` lines but none matches what we
     /// offered (unknown tag, other suite, key of the wrong length, not
     /// base64...). SIP 488.
@@ -315,10 +327,52 @@ impl SdpError {
             SdpError::NoAudio
             | SdpError::NoCommonCodec
             | SdpError::SrtpRequired
+            | SdpError::SrtpOff
+            | SdpError::AddressFamily { .. }
             | SdpError::BadCrypto(_) => 488,
             SdpError::Parse(_) | SdpError::Invalid(_) => 400,
             SdpError::UnknownCodec(_) => 500,
         }
+    }
+
+    /// The RFC 3261 `Warning` code (section 20.43) that says why an offer is refused: 301
+    /// incompatible address format, 302 incompatible transport protocol (`RTP/SAVP` against
+    /// `RTP/AVP`, SRTP keys), 304 no usable media type, 305 no common format, 399 otherwise.
+    pub fn warning_code(&self) -> u16 {
+        match self {
+            SdpError::AddressFamily { .. } => 301,
+            SdpError::SrtpRequired | SdpError::SrtpOff | SdpError::BadCrypto(_) => 302,
+            SdpError::NoAudio => 304,
+            SdpError::NoCommonCodec => 305,
+            SdpError::Parse(_) | SdpError::Invalid(_) | SdpError::UnknownCodec(_) => 399,
+        }
+    }
+
+    /// Whether SRTP is what could not be agreed.
+    pub fn is_srtp(&self) -> bool {
+        matches!(
+            self,
+            SdpError::SrtpRequired | SdpError::SrtpOff | SdpError::BadCrypto(_)
+        )
+    }
+}
+
+/// `IPv4` or `IPv6`, for messages.
+fn family(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}
+
+/// Refuses a peer media address we cannot send to from a socket bound to `local`.
+/// The unspecified address (a stream on hold) is accepted: nothing is sent to it.
+pub(crate) fn same_family(local: IpAddr, remote: IpAddr) -> Result<(), SdpError> {
+    if remote.is_unspecified() || remote.is_ipv4() == local.is_ipv4() {
+        Ok(())
+    } else {
+        Err(SdpError::AddressFamily { remote, local })
     }
 }
 

@@ -19,8 +19,8 @@ use super::write::{
     base_session, media_section, rejected_media, rtpmap_value, FormatLine, Section,
 };
 use super::{
-    AudioFormat, Direction, LocalSession, LocalVideo, Negotiated, NegotiatedAudio, NegotiatedVideo,
-    SdpError, Srtp, VideoCodec,
+    same_family, AudioFormat, Direction, LocalSession, LocalVideo, Negotiated, NegotiatedAudio,
+    NegotiatedVideo, SdpError, Srtp, VideoCodec,
 };
 
 /// Answers a remote offer (RFC 3264) with audio, video and SDES-SRTP.
@@ -76,7 +76,7 @@ pub fn answer_session(
     let offer = parse(remote_offer)?;
 
     let mut saw_audio = false;
-    let mut srtp_refused = false;
+    let mut srtp_refused: Option<SdpError> = None;
     let mut chosen: Option<(usize, AudioFormat, Vec<RemoteFormat>, Option<Srtp>)> = None;
     for (index, media) in offer.media_descriptions.iter().enumerate() {
         if !is_usable_audio(media) {
@@ -93,16 +93,21 @@ pub fn answer_session(
         let Some(format) = found else {
             continue;
         };
-        let Ok(srtp) = answer_crypto(media, &sdes, false) else {
-            srtp_refused = true;
-            continue;
+        let srtp = match answer_crypto(media, &sdes, false) {
+            Ok(srtp) => srtp,
+            Err(e) => {
+                srtp_refused.get_or_insert(e);
+                continue;
+            }
         };
         chosen = Some((index, format, formats, srtp));
         break;
     }
     let (index, format, formats, srtp) = match chosen {
         Some(c) => c,
-        None if srtp_refused => return Err(SdpError::SrtpRequired),
+        None if srtp_refused.is_some() => {
+            return Err(srtp_refused.unwrap_or(SdpError::SrtpRequired))
+        }
         None if saw_audio => return Err(SdpError::NoCommonCodec),
         None => return Err(SdpError::NoAudio),
     };
@@ -110,6 +115,7 @@ pub fn answer_session(
 
     let rtcp_mux = local.rtcp_mux && has_attr(&media.attributes, "rtcp-mux");
     let transport = remote_transport(&offer, media, rtcp_mux)?;
+    same_family(local.addr, transport.rtp.ip())?;
     let offered = stream_direction(&offer, media);
     let mut direction = local.direction.intersect(offered.reverse());
     if transport.rtp.ip().is_unspecified() {
@@ -161,7 +167,9 @@ pub fn answer_session(
             .iter()
             .enumerate()
             .filter(|(i, _)| *i != index)
-            .find_map(|(i, m)| answer_video(&offer, m, video, &sdes).map(|(s, n)| (i, s, n)))
+            .find_map(|(i, m)| {
+                answer_video(&offer, m, video, &sdes, local.addr).map(|(s, n)| (i, s, n))
+            })
     });
 
     let (video_index, mut video_section, negotiated_video) = match video_answer {
@@ -211,6 +219,7 @@ fn answer_video(
     media: &MediaDescription,
     local: &LocalVideo,
     sdes: &Sdes,
+    addr: IpAddr,
 ) -> Option<(MediaDescription, NegotiatedVideo)> {
     if !is_usable_video(media) {
         return None;
@@ -227,6 +236,7 @@ fn answer_video(
     let srtp = answer_crypto(media, sdes, true).ok()?;
     let rtcp_mux = local.rtcp_mux && has_attr(&media.attributes, "rtcp-mux");
     let transport = remote_transport(offer, media, rtcp_mux).ok()?;
+    same_family(addr, transport.rtp.ip()).ok()?;
     let mut direction = local
         .direction
         .intersect(stream_direction(offer, media).reverse());
@@ -354,6 +364,9 @@ pub fn read_session_answer(
         }
         Err(e) => return Err(e),
     };
+    if !rejected {
+        same_family(local.addr, transport.rtp.ip())?;
+    }
     let direction = if rejected {
         Direction::Inactive
     } else {
@@ -389,7 +402,7 @@ pub fn read_session_answer(
             .media_descriptions
             .iter()
             .find(|m| m.media_name.media.eq_ignore_ascii_case("video"))?;
-        read_video(&answer, m, v, &sdes)
+        read_video(&answer, m, v, &sdes, local.addr)
     });
     Ok(Negotiated { audio, video })
 }
@@ -400,6 +413,7 @@ fn read_video(
     media: &MediaDescription,
     local: &LocalVideo,
     sdes: &Sdes,
+    addr: IpAddr,
 ) -> Option<NegotiatedVideo> {
     if !is_usable_video(media) {
         return None;
@@ -416,6 +430,7 @@ fn read_video(
     let srtp = read_crypto(media, sdes, true).ok()?;
     let rtcp_mux = local.rtcp_mux && has_attr(&media.attributes, "rtcp-mux");
     let transport = remote_transport(answer, media, rtcp_mux).ok()?;
+    same_family(addr, transport.rtp.ip()).ok()?;
     let mut direction = local
         .direction
         .intersect(stream_direction(answer, media).reverse());

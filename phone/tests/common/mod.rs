@@ -63,9 +63,20 @@ pub struct Proc {
 impl Proc {
     /// Spawns `cmd` with stdout and stderr captured.
     pub fn spawn(name: &str, mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(Stdio::null());
+        Proc::start(name, cmd)
+    }
+
+    /// Spawns `cmd` with stdout and stderr captured and its standard input a pipe.
+    pub fn spawn_with_input(name: &str, mut cmd: Command) -> (Proc, std::process::ChildStdin) {
+        cmd.stdin(Stdio::piped());
+        let mut p = Proc::start(name, cmd);
+        let stdin = p.child.stdin.take().expect("piped stdin");
+        (p, stdin)
+    }
+
+    fn start(name: &str, mut cmd: Command) -> Proc {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
         let (tx, rx) = mpsc::channel();
         let streams: Vec<Box<dyn Read + Send>> = vec![

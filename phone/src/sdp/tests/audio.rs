@@ -566,10 +566,10 @@ fn media_level_connection_overrides_session_level() {
 #[test]
 fn media_level_connection_alone_is_enough() {
     let offer = crlf(
-        "v=0\no=- 1 1 IN IP4 198.51.100.1\ns=-\nt=0 0\nm=audio 4000 RTP/AVP 0\nc=IN IP6 2001:db8::9\n",
+        "v=0\no=- 1 1 IN IP4 198.51.100.1\ns=-\nt=0 0\nm=audio 4000 RTP/AVP 0\nc=IN IP4 203.0.113.9\n",
     );
     let n = answer_offer(&offer, &all_codecs(), 1, 1).unwrap().1;
-    assert_eq!(n.remote_rtp, sock("[2001:db8::9]:4000"));
+    assert_eq!(n.remote_rtp, sock("203.0.113.9:4000"));
 }
 
 #[test]

@@ -306,7 +306,7 @@ fn baresip_srtp_mand_offer_in_each_mode() {
         assert_eq!(v.profile, "RTP/SAVP");
     }
     let off = answer_session(&offer, &session(SrtpMode::Off, &VideoCodec::ALL), 1, 1);
-    assert_eq!(off, Err(SdpError::SrtpRequired));
+    assert_eq!(off, Err(SdpError::SrtpOff));
     assert_eq!(off.unwrap_err().sip_status(), 488);
 }
 
@@ -575,4 +575,59 @@ fn video_with_bad_rtcp_is_rejected_not_an_error() {
         answer_session(&offer, &session(SrtpMode::Off, &[VideoCodec::Vp8]), 1, 1).unwrap();
     assert_eq!(n.video, None);
     assert_eq!(media_lines(&answer)[1], "m=video 0 RTP/AVP 96");
+}
+
+/// linphone's default offer from a dual-stack host: `c=IN IP6 fd00::2` to a phone whose media
+/// sockets are IPv4. Refused with 488 (Warning 301) before anything is answered, not taken
+/// and then failed in GStreamer.
+#[test]
+fn an_offer_of_the_other_address_family_is_refused_with_488_naming_both() {
+    let offer =
+        crlf("v=0\no=- 1 1 IN IP6 fd00::2\ns=-\nc=IN IP6 fd00::2\nt=0 0\nm=audio 7078 RTP/AVP 0\n");
+    let err = answer_session(&offer, &session(SrtpMode::Optional, &[]), 1, 1).unwrap_err();
+    assert_eq!(
+        err,
+        SdpError::AddressFamily {
+            remote: "fd00::2".parse().unwrap(),
+            local: session(SrtpMode::Optional, &[]).audio.addr,
+        }
+    );
+    assert_eq!((err.sip_status(), err.warning_code()), (488, 301));
+    let text = err.to_string();
+    assert!(
+        text.contains("fd00::2 is IPv6") && text.contains("IPv4 only"),
+        "{text}"
+    );
+    // The same offer at the session level but an IPv4 address on the m= line is served.
+    let offer = crlf(
+        "v=0\no=- 1 1 IN IP6 fd00::2\ns=-\nc=IN IP6 fd00::2\nt=0 0\nm=audio 7078 RTP/AVP 0\nc=IN IP4 192.0.2.7\n",
+    );
+    let (_, n) = answer_session(&offer, &session(SrtpMode::Optional, &[]), 1, 1).unwrap();
+    assert_eq!(n.audio.remote_rtp, "192.0.2.7:7078".parse().unwrap());
+    // An answer of the other family is refused too; a stream on hold (`::`) is not.
+    let answer =
+        crlf("v=0\no=- 1 1 IN IP6 ::1\ns=-\nc=IN IP6 fd00::2\nt=0 0\nm=audio 7078 RTP/AVP 0\n");
+    assert!(matches!(
+        read_session_answer(&answer, &session(SrtpMode::Optional, &[])),
+        Err(SdpError::AddressFamily { .. })
+    ));
+    let hold = answer.replace("c=IN IP6 fd00::2", "c=IN IP6 ::");
+    assert!(read_session_answer(&hold, &session(SrtpMode::Optional, &[])).is_ok());
+}
+
+/// Each refusal names its reason: SRTP ones say which side lacks it.
+#[test]
+fn srtp_refusals_say_which_side_lacks_it() {
+    assert!(SdpError::SrtpOff.to_string().contains("--srtp off"));
+    assert!(SdpError::SrtpRequired.to_string().contains("SRTP required"));
+    for e in [
+        SdpError::SrtpOff,
+        SdpError::SrtpRequired,
+        SdpError::BadCrypto("x".into()),
+    ] {
+        assert!(e.is_srtp());
+        assert_eq!((e.sip_status(), e.warning_code()), (488, 302));
+    }
+    assert!(!SdpError::NoCommonCodec.is_srtp());
+    assert_eq!(SdpError::NoCommonCodec.warning_code(), 305);
 }
