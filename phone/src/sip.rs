@@ -902,6 +902,30 @@ fn check_request(req: &rsipstack::sip::Request) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// What the phone makes of one datagram from the network, without sockets: the transport's
+/// parse, the guard, the refusal it would send (serialized), the requester the access policy
+/// would see, and for a new INVITE the headers the call reads. Returns the status the guard
+/// answers with, if it refuses. The entry point of the `sip_request` fuzz target and of the
+/// hostile corpus' unit test; it must not panic on any bytes.
+pub fn screen(bytes: &[u8]) -> Option<u16> {
+    let Ok(SipMessage::Request(req)) = SipMessage::try_from(bytes) else {
+        return None;
+    };
+    if let Err(r) = check_request(&req) {
+        let wire = SipMessage::from(refusal(&req, &r)).to_string();
+        debug_assert!(wire.starts_with("SIP/2.0 "), "{wire}");
+        return Some(u16::from(r.status));
+    }
+    let _ = requester(&req);
+    let _ = req.to_header().ok().and_then(|t| t.tag().ok().flatten());
+    if req.to_header().is_err() {
+        let _ = SipMessage::from(bad_request(&req)).to_string();
+    }
+    let _ = req.contact_header().is_ok();
+    let _ = req.header_value("User-Agent");
+    None
+}
+
 /// Refuses malformed requests (400, 416, 420) before the transaction layer sees them.
 struct Guard;
 
@@ -948,6 +972,31 @@ mod tests {
             warning_value(399, "a \"b\"\\c\r\nd"),
             "399 ewindow \"a 'b''c  d\""
         );
+    }
+
+    #[test]
+    fn screen_refuses_the_hostile_corpus_as_the_guard_does() {
+        let dir = format!("{}/tests/hostile", env!("CARGO_MANIFEST_DIR"));
+        let mut refused = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "sip") {
+                continue;
+            }
+            let raw = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            let bytes = raw.replace("{ADDR}", "127.0.0.1:5060").into_bytes();
+            let guard = match SipMessage::try_from(bytes.as_slice()) {
+                Ok(SipMessage::Request(r)) => check_request(&r).err().map(|r| u16::from(r.status)),
+                _ => None,
+            };
+            assert_eq!(screen(&bytes), guard, "{}", path.display());
+            refused += usize::from(guard.is_some());
+        }
+        assert!(
+            refused >= 5,
+            "only {refused} of the corpus refused by the guard"
+        );
+        assert_eq!(screen(b"\xff\x00garbage"), None);
     }
 
     #[test]

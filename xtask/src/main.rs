@@ -4,6 +4,7 @@ mod bench;
 mod debian;
 mod demo;
 mod flash;
+mod fuzz;
 mod image;
 mod imagegst;
 mod pair;
@@ -81,6 +82,10 @@ enum Cmd {
     /// The house rules the compiler does not check: every module in docs/architecture.md,
     /// no allow(dead_code) outside tests, no file over 1,500 lines of non-test code.
     Tidy,
+    /// The coverage-guided fuzz targets (libFuzzer, stable toolchain): each runs for
+    /// `--seconds`, seeded from the tests' inputs; a crash fails (its input is kept in
+    /// target/fuzz/artifacts/TARGET/).
+    Fuzz(fuzz::FuzzArgs),
     /// Benchmarks that print numbers (never pass/fail).
     Bench {
         #[command(subcommand)]
@@ -140,6 +145,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Tidy => tidy::run(),
+        Cmd::Fuzz(args) => fuzz::run(&args).map(|_| ()),
         Cmd::Bench { what } => {
             debian::ensure(&[debian::ALL, debian::IMAGE].concat())?;
             bench::run(what)
@@ -174,6 +180,9 @@ pub fn cargo_env(args: &[&str], env: &[(&str, &str)]) -> Result<()> {
     Ok(())
 }
 
+/// How long `cargo xtask test` runs each fuzz target.
+const FUZZ_SECONDS: u64 = 30;
+
 fn test(extra: &[String], with_image: bool) -> Result<()> {
     debian::ensure(&[debian::ALL, debian::IMAGE].concat())?;
     cargo(&["fmt", "--all", "--", "--check"])?;
@@ -189,6 +198,12 @@ fn test(extra: &[String], with_image: bool) -> Result<()> {
     let mut args = vec!["test", "--workspace", "--no-fail-fast"];
     args.extend(extra.iter().map(String::as_str));
     let tests = cargo(&args);
+    // Every fuzz target for a bounded time: a crash fails the run.
+    let tests = match (tests, fuzz::run(&fuzz::FuzzArgs::every(FUZZ_SECONDS))) {
+        (Ok(()), f) => f.map(|_| ()),
+        (Err(e), Ok(_)) => Err(e),
+        (Err(e), Err(f)) => Err(e.context(format!("and fuzzing failed too: {f:#}"))),
+    };
     if !with_image {
         return tests;
     }
