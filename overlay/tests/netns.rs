@@ -278,59 +278,13 @@ fn a_window_under_ewindow_init_starts_in_order_and_takes_calls() {
     let a = lab.host("a");
     let b = lab.host("b");
     lab.roster(&[a, b], 2);
-    let init = workspace_bin("ewindow-init", "ewindow-init");
-    let phone = workspace_bin("ewindow-phone", "ewindow-phone");
     let win = &lab.windows[a];
-    let overlay_args: Vec<String> = lab
-        .overlay_args(a)
-        .split_whitespace()
-        .map(|s| format!("\"{s}\""))
-        .collect();
-    let services = format!(
-        r#"
-[[service]]
-name = "wireguard-go"
-exec = ["wireguard-go", "-f", "{iface}"]
-env = {{ WG_PROCESS_FOREGROUND = "1", LOG_LEVEL = "error" }}
-
-[[service]]
-name = "overlay"
-exec = ["{OVERLAY}", "up", {overlay_args}]
-after = ["wireguard-go"]
-ready = "notify"
-
-[[service]]
-name = "phone"
-exec = ["{phone}", "listen", "--window", "{window}", "--auto-answer", "--control", "{phone_sock}", "--video-codecs", "none"]
-after = ["overlay"]
-"#,
-        iface = win.iface,
-        overlay_args = overlay_args.join(", "),
-        phone = phone.display(),
-        window = win.window_file().display(),
-        phone_sock = win.phone_sock().display(),
+    let phone_args = format!(
+        "listen --window {} --auto-answer --control {} --video-codecs none",
+        win.window_file().display(),
+        win.phone_sock().display()
     );
-    fs::write(win.dir.join("services.toml"), services).unwrap();
-    let cmd = format!(
-        "unshare --fork --pid --mount-proc {} --no-mounts --config {} --control {}",
-        init.display(),
-        win.dir.join("services.toml").display(),
-        win.dir.join("init.sock").display()
-    );
-    lab.spawn(a, "init", &cmd);
-    let init_sock = lab.windows[a].dir.join("init.sock");
-    wait_for("every service running", 30, || {
-        let st = UnixStream::connect(&init_sock)
-            .ok()
-            .map(|_| ask(&init_sock, json!({"cmd": "status"})));
-        let all = st
-            .as_ref()
-            .and_then(|s| s["status"]["services"].as_array().cloned());
-        match all {
-            Some(v) if v.len() == 3 && v.iter().all(|s| s["state"] == "running") => None,
-            _ => Some(format!("{st:?}\n{}", lab.log(a, "init"))),
-        }
-    });
+    let init_sock = lab.start_under_init(a, &phone_args);
     let st = ask(&init_sock, json!({"cmd": "status"}));
     let names: Vec<&str> = st["status"]["services"]
         .as_array()

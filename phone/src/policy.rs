@@ -487,6 +487,11 @@ impl Policy {
                 }
                 self.end_call(out);
             }
+            // A new INVITE (outside the dialog) from the member we are in a call with: that
+            // member lost the call (its phone restarted, its link came back after our RTP
+            // timeout has not yet fired): ours is dead too. The new call replaces it at once
+            // instead of a 486 until our RTP timeout.
+            Some(c) if c.phase != Phase::Dialing && c.peer == from => self.end_call(out),
             Some(_) => {
                 out.push(Action::Refuse {
                     invite,
@@ -752,11 +757,29 @@ mod tests {
         assert_eq!(at(&mut p, invite(1, "gamma"), 1), [refuse(1, BUSY_HERE)]);
         up_with(&mut p, "beta", 2);
         assert_eq!(at(&mut p, invite(2, "gamma"), 3), [refuse(2, BUSY_HERE)]);
-        assert_eq!(at(&mut p, invite(3, "beta"), 3), [refuse(3, BUSY_HERE)]);
         assert_eq!(at(&mut p, Input::Hangup, 4), [Action::HangUp(CallId(1))]);
         assert_eq!(at(&mut p, invite(4, "gamma"), 5), [answer(4, 2)]);
         assert_eq!(at(&mut p, invite(5, "delta"), 6), [refuse(5, BUSY_HERE)]);
         assert_eq!(p.call(), Some((CallId(2), "gamma", false)));
+    }
+
+    #[test]
+    fn a_new_invite_from_the_peer_of_the_call_replaces_it() {
+        let mut p = policy("alpha", &["alpha", "beta", "gamma"], None);
+        assert_eq!(at(&mut p, presence(&["beta"], true), 0), [dial(1, "beta")]);
+        up_with(&mut p, "beta", 2);
+        // beta's phone restarted and calls again: our call to it is dead.
+        assert_eq!(
+            at(&mut p, invite(3, "beta"), 3),
+            [Action::HangUp(CallId(1)), answer(3, 2)]
+        );
+        assert_eq!(p.call(), Some((CallId(2), "beta", false)));
+        // While answering it, the same again; someone else is still busy.
+        assert_eq!(
+            at(&mut p, invite(4, "beta"), 4),
+            [Action::HangUp(CallId(2)), answer(4, 3)]
+        );
+        assert_eq!(at(&mut p, invite(5, "gamma"), 5), [refuse(5, BUSY_HERE)]);
     }
 
     #[test]

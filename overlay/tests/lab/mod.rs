@@ -544,6 +544,79 @@ impl Lab {
         );
     }
 
+    /// wireguard-go, the overlay and `ewindow-phone PHONE_ARGS` as the services of
+    /// `ewindow-init`, PID 1 of its own PID namespace as on a device (the phone after the
+    /// overlay is ready); waits until all three run and returns init's control socket.
+    pub fn start_under_init(&mut self, w: usize, phone_args: &str) -> PathBuf {
+        let init = workspace_bin("ewindow-init", "ewindow-init");
+        let phone = workspace_bin("ewindow-phone", "ewindow-phone");
+        let quoted = |args: &str| -> String {
+            args.split_whitespace()
+                .map(|s| format!("\"{s}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let win = &self.windows[w];
+        let services = format!(
+            r#"
+[[service]]
+name = "wireguard-go"
+exec = ["wireguard-go", "-f", "{iface}"]
+env = {{ WG_PROCESS_FOREGROUND = "1", LOG_LEVEL = "error" }}
+
+[[service]]
+name = "overlay"
+exec = ["{OVERLAY}", "up", {overlay_args}]
+after = ["wireguard-go"]
+ready = "notify"
+
+[[service]]
+name = "phone"
+exec = ["{phone}", {phone_args}]
+after = ["overlay"]
+"#,
+            iface = win.iface,
+            overlay_args = quoted(&self.overlay_args(w)),
+            phone = phone.display(),
+            phone_args = quoted(phone_args),
+        );
+        let config = win.dir.join("services.toml");
+        let init_sock = win.dir.join("init.sock");
+        fs::write(&config, services).unwrap();
+        let cmd = format!(
+            "unshare --fork --pid --mount-proc {} --no-mounts --config {} --control {}",
+            init.display(),
+            config.display(),
+            init_sock.display()
+        );
+        self.spawn(w, "init", &cmd);
+        wait_for("every service running", 30, || {
+            let st = UnixStream::connect(&init_sock)
+                .ok()
+                .map(|_| ask(&init_sock, json!({"cmd": "status"})));
+            let all = st
+                .as_ref()
+                .and_then(|s| s["status"]["services"].as_array().cloned());
+            match all {
+                Some(v) if v.len() == 3 && v.iter().all(|s| s["state"] == "running") => None,
+                _ => Some(format!("{st:?}\n{}", self.log(w, "init"))),
+            }
+        });
+        init_sock
+    }
+
+    /// Kills every process of window `w` (SIGKILL: a power cut) and forgets them.
+    pub fn kill_all(&mut self, w: usize) {
+        let prefix = format!("{}:", self.windows[w].name);
+        for (name, child) in &mut self.procs {
+            if name.starts_with(&prefix) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        self.procs.retain(|(name, _)| !name.starts_with(&prefix));
+    }
+
     pub fn ctl(&self, w: usize, args: &str) {
         let ctl = workspace_bin("ewindowctl", "ewindow-console");
         must(&format!(
@@ -583,12 +656,20 @@ impl Drop for Lab {
 }
 
 pub fn ask(socket: &Path, req: Value) -> Value {
-    let mut s = UnixStream::connect(socket).unwrap_or_else(|e| panic!("{}: {e}", socket.display()));
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    writeln!(s, "{req}").unwrap();
+    try_ask(socket, &req).unwrap_or_else(|e| panic!("{}: {req}: {e}", socket.display()))
+}
+
+/// [`ask`] for a process that may be dying or restarting: an error instead of a panic.
+pub fn try_ask(socket: &Path, req: &Value) -> Result<Value, String> {
+    let mut s = UnixStream::connect(socket).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    writeln!(s, "{req}").map_err(|e| e.to_string())?;
     let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).unwrap();
-    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    BufReader::new(s)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    serde_json::from_str(&line).map_err(|e| format!("{e}: {line:?}"))
 }
 
 /// Sends a SIP OPTIONS over UDP from inside namespace `ns` (a thread that entered it) to
