@@ -144,3 +144,204 @@ fn a_window_reopens_by_itself_after_its_phone_dies_its_link_is_cut_and_its_peer_
         rebooted.elapsed().as_secs_f64()
     );
 }
+
+/// Unmounts a directory on drop.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = sh(&format!("umount -l {}", self.0.display()));
+    }
+}
+
+/// Sends a roster to `to`'s enrollment port from inside namespace `ns`; the reply line.
+fn push_roster(ns: &str, to: &str, text: String) -> Option<serde_json::Value> {
+    let to: std::net::SocketAddr = format!("[{to}]:5070").parse().unwrap();
+    in_ns(ns, move || {
+        use std::io::{BufRead, BufReader, Write};
+        let mut s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(2)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        let line = json!({"roster": {"text": text}});
+        writeln!(s, "{line}").ok()?;
+        let mut reply = String::new();
+        BufReader::new(s).read_line(&mut reply).ok()?;
+        serde_json::from_str(&reply).ok()
+    })
+}
+
+/// The roster version of a window file, which must be valid.
+fn version_on_disk(window: &std::path::Path) -> u64 {
+    let config = ewindow_protocol::window::load(window, None)
+        .unwrap_or_else(|e| panic!("{} is not a valid window file: {e}", window.display()));
+    config.roster.version
+}
+
+/// The overlay SIGKILLed 100 times at random moments while members push it new rosters (each
+/// taken one rewrites `window.toml`) and its control socket makes invitations (each rewrites
+/// `invitations.json`): after every kill both files are valid, each the old one or the new.
+/// Then its data partition (a 1 MB tmpfs) is full: an invitation and a roster are refused with
+/// an error that says so, the files keep what they had, the overlay keeps serving, and once
+/// there is room it writes again.
+#[test]
+fn the_overlay_killed_while_writing_leaves_old_or_new_files_and_a_full_disk_loses_nothing() {
+    use ewindow_overlay::{identity, roster};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let mut lab = Lab::new('7');
+    let a = lab.host("a");
+    let b = lab.host("b");
+    lab.roster(&[a, b], 2);
+    let dir = lab.windows[a].dir.clone();
+    let data = dir.join("data");
+    fs::create_dir_all(&data).unwrap();
+    must(&format!(
+        "mount -t tmpfs -o size=1m,mode=0700 ewindow-data {}",
+        data.display()
+    ));
+    let _unmount = Unmount(data.clone());
+    let window = data.join("window.toml");
+    let invitations = data.join("invitations.json");
+    fs::copy(lab.windows[a].window_file(), &window).unwrap();
+    let args = lab
+        .overlay_args(a)
+        .replace(
+            &lab.windows[a].window_file().display().to_string(),
+            &window.display().to_string(),
+        )
+        .replace(
+            &dir.join("invitations.json").display().to_string(),
+            &invitations.display().to_string(),
+        );
+    lab.start_wireguard(a);
+    lab.start_overlay(b);
+    let b_key = identity::load_or_create(&lab.windows[b].dir.join("identity.key")).unwrap();
+    let base = ewindow_protocol::window::load(&window, None)
+        .unwrap()
+        .roster;
+    let a_key = identity::load_or_create(&dir.join("identity.key")).unwrap();
+    let a_addr = ewindow_protocol::window::overlay_v6(&a_key.public_key()).to_string();
+    let b_ns = lab.windows[b].ns.clone();
+    let sock = lab.windows[a].overlay_sock();
+    let start_a = |lab: &mut Lab| {
+        let _ = fs::remove_file(&sock);
+        lab.spawn(a, "overlay", &format!("{OVERLAY} up {args}"));
+        wait_for("a's overlay up", 20, || {
+            try_ask(&sock, &json!({"cmd": "identity"}))
+                .err()
+                .map(|e| format!("{e}\n{}", lab.log(a, "overlay")))
+        });
+    };
+    let sent = Arc::new(AtomicU64::new(base.version));
+    let signed = |v: u64| {
+        ewindow_protocol::window::roster_to_toml(&roster::sign(base.clone(), v, "b", &b_key))
+    };
+    let mut seed = u64::from(std::process::id());
+    let mut taken_before = base.version;
+    let (mut invites_made, mut rosters_taken) = (0u64, 0u64);
+    for run in 0..100 {
+        start_a(&mut lab);
+        let stop = Arc::new(AtomicBool::new(false));
+        let pusher = {
+            let (stop, sent, ns, to) = (stop.clone(), sent.clone(), b_ns.clone(), a_addr.clone());
+            let texts: Vec<(u64, String)> = (1..=40)
+                .map(|i| {
+                    let v = sent.load(Ordering::SeqCst) + i;
+                    (v, signed(v))
+                })
+                .collect();
+            std::thread::spawn(move || {
+                for (v, text) in texts {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    sent.store(v, Ordering::SeqCst);
+                    let _ = push_roster(&ns, &to, text);
+                }
+            })
+        };
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let kill_after = Duration::from_millis(20 + (seed >> 33) % 400);
+        let started = Instant::now();
+        while started.elapsed() < kill_after {
+            let name = format!("n{run}x{invites_made}");
+            if let Ok(r) = try_ask(&sock, &json!({"cmd": "invite", "name": name})) {
+                invites_made += u64::from(r["ok"] == true);
+            }
+        }
+        lab.kill(a, Some("overlay"));
+        stop.store(true, Ordering::SeqCst);
+        pusher.join().unwrap();
+        let on_disk = version_on_disk(&window);
+        assert!(
+            on_disk >= taken_before && on_disk <= sent.load(Ordering::SeqCst),
+            "run {run}: version {on_disk} on disk, {taken_before} before, {} sent",
+            sent.load(Ordering::SeqCst)
+        );
+        rosters_taken += on_disk - taken_before;
+        taken_before = on_disk;
+        if let Ok(text) = fs::read_to_string(&invitations) {
+            let parsed: Result<Vec<serde_json::Value>, _> = serde_json::from_str(&text);
+            assert!(
+                parsed.is_ok(),
+                "run {run}: invitations.json is torn: {text:?}"
+            );
+        }
+    }
+    eprintln!(
+        "faults: overlay SIGKILLed 100 times while writing: {rosters_taken} rosters taken, \
+         {invites_made} invitations made, every file valid after each kill"
+    );
+    assert!(
+        rosters_taken > 0 && invites_made > 0,
+        "the kills hit no writes"
+    );
+
+    // The data partition full.
+    start_a(&mut lab);
+    let _ = sh(&format!("dd if=/dev/zero of={}/fill bs=4k", data.display()));
+    let (window_before, invitations_before) =
+        (fs::read(&window).unwrap(), fs::read(&invitations).ok());
+    let r = ask(&sock, json!({"cmd": "invite", "name": "full"}));
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(
+        r["error"].as_str().unwrap_or("").contains("No space left"),
+        "{r}"
+    );
+    let v = sent.load(Ordering::SeqCst) + 1;
+    let reply = push_roster(&b_ns, &a_addr, signed(v)).expect("a answers the roster");
+    assert_eq!(reply["ok"], false, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("No space left"),
+        "{reply}"
+    );
+    assert_eq!(
+        fs::read(&window).unwrap(),
+        window_before,
+        "window.toml kept"
+    );
+    assert_eq!(
+        fs::read(&invitations).ok(),
+        invitations_before,
+        "invitations kept"
+    );
+    assert!(
+        lab.log(a, "overlay").contains("No space left"),
+        "{}",
+        lab.log(a, "overlay")
+    );
+    let r = ask(&sock, json!({"cmd": "members"}));
+    assert_eq!(r["ok"], true, "the overlay keeps serving: {r}");
+    // Room again: both are written.
+    fs::remove_file(data.join("fill")).unwrap();
+    let r = ask(&sock, json!({"cmd": "invite", "name": "room"}));
+    assert_eq!(r["ok"], true, "{r}");
+    let reply = push_roster(&b_ns, &a_addr, signed(v + 1)).expect("a answers the roster");
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(version_on_disk(&window), v + 1);
+}

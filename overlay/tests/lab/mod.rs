@@ -607,14 +607,24 @@ after = ["overlay"]
 
     /// Kills every process of window `w` (SIGKILL: a power cut) and forgets them.
     pub fn kill_all(&mut self, w: usize) {
-        let prefix = format!("{}:", self.windows[w].name);
-        for (name, child) in &mut self.procs {
-            if name.starts_with(&prefix) {
+        self.kill(w, None);
+    }
+
+    /// Kills (SIGKILL) window `w`'s process `what` (as [`Lab::spawn`] named it), or all of
+    /// them, and forgets it.
+    pub fn kill(&mut self, w: usize, what: Option<&str>) {
+        let name = &self.windows[w].name;
+        let hit = |n: &str| match what {
+            Some(what) => n == format!("{name}:{what}"),
+            None => n.starts_with(&format!("{name}:")),
+        };
+        for (n, child) in &mut self.procs {
+            if hit(n) {
                 let _ = child.kill();
                 let _ = child.wait();
             }
         }
-        self.procs.retain(|(name, _)| !name.starts_with(&prefix));
+        self.procs.retain(|(n, _)| !hit(n));
     }
 
     pub fn ctl(&self, w: usize, args: &str) {
