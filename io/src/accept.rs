@@ -9,6 +9,16 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+/// Connections a server serves at once (more wait in the kernel's backlog): enough that a
+/// burst of slow clients does not shut out the real ones, few enough that their buffers stay
+/// small (each holds at most one line of its server's limit).
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// How long a client has to send a whole request line (and a subscriber to take a status
+/// line) before its connection is closed: a client that connects and sends nothing holds a
+/// slot no longer than this.
+pub const LINE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A listening socket (Unix or TCP).
 pub trait Listener: Send + Sync + 'static {
     /// A connection.

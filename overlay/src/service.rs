@@ -34,11 +34,10 @@ use crate::paths::{self, Action, Paths};
 use crate::relay::Relay;
 use crate::roster::{self, Pending, WantedPeer};
 use crate::{link, uapi, wg};
+use ewindow_io::accept::{LINE_TIMEOUT, MAX_CONNECTIONS};
 
 /// Longest line either socket reads.
 const MAX_LINE: usize = 256 * 1024;
-/// Connections either socket serves at once (more wait in the backlog).
-const MAX_CONNECTIONS: usize = 32;
 /// How often the roster is pushed to every member.
 const PUSH_EVERY: Duration = Duration::from_secs(60);
 /// How often WireGuard is read and the paths stepped.
@@ -384,7 +383,8 @@ impl Overlay {
                 let me = self.clone();
                 async move {
                     let (read, mut write) = stream.into_split();
-                    let Some(line) = one_line(read).await else {
+                    let Ok(Some(line)) = tokio::time::timeout(LINE_TIMEOUT, one_line(read)).await
+                    else {
                         return;
                     };
                     let reply = match serde_json::from_str::<Request>(line.trim()) {
@@ -542,8 +542,7 @@ impl Overlay {
                 let me = self.clone();
                 async move {
                     let (read, mut write) = stream.into_split();
-                    let Ok(Some(line)) =
-                        tokio::time::timeout(Duration::from_secs(10), one_line(read)).await
+                    let Ok(Some(line)) = tokio::time::timeout(LINE_TIMEOUT, one_line(read)).await
                     else {
                         return;
                     };

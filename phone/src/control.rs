@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use ewindow_io::accept::{LINE_TIMEOUT, MAX_CONNECTIONS};
 use ewindow_io::lines;
 use ewindow_protocol::phone::{PhoneStatus, Reply, Request};
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -41,9 +42,6 @@ pub struct Handle {
 /// Longest request line.
 const MAX_LINE: usize = 64 * 1024;
 
-/// Connections served at once (more wait in the backlog).
-const MAX_CONNECTIONS: usize = 32;
-
 /// Binds the socket (replacing a stale one) and serves it forever on a task.
 pub fn serve(path: &Path, members: Option<Arc<Members>>, window: Option<Handle>) -> Result<()> {
     if let Some(dir) = path.parent() {
@@ -67,10 +65,12 @@ async fn connection(stream: UnixStream, members: Option<Arc<Members>>, window: O
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     loop {
-        let line = match lines::read_line_async(&mut read, MAX_LINE).await {
-            Ok(Some(line)) => line,
-            Ok(None) => return,
-            Err(_) => {
+        let request =
+            tokio::time::timeout(LINE_TIMEOUT, lines::read_line_async(&mut read, MAX_LINE));
+        let line = match request.await {
+            Err(_) | Ok(Ok(None)) => return,
+            Ok(Ok(Some(line))) => line,
+            Ok(Err(_)) => {
                 let reply = fail("request too long".into());
                 let _ = write.write_all(&lines::encode(&reply)).await;
                 return;
@@ -91,7 +91,9 @@ async fn connection(stream: UnixStream, members: Option<Arc<Members>>, window: O
             let mut rx = w.status.clone();
             loop {
                 let line = lines::encode(&*rx.borrow_and_update());
-                if write.write_all(&line).await.is_err() || rx.changed().await.is_err() {
+                // A subscriber that stops reading is dropped, not waited for.
+                let sent = tokio::time::timeout(LINE_TIMEOUT, write.write_all(&line)).await;
+                if !matches!(sent, Ok(Ok(()))) || rx.changed().await.is_err() {
                     return;
                 }
             }
