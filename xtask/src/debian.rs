@@ -83,6 +83,8 @@ pub const IMAGE: &[&str] = &[
     // the Raspberry Pi image: our binaries cross-built for arm64 (the linker and strip of
     // Debian's cross toolchain), busybox's applet list run under user-mode emulation
     "gcc-aarch64-linux-gnu",
+    // the cross C library and its crt files (only a Recommends of the cross gcc)
+    "libc6-dev-arm64-cross",
     "qemu-user",
     // the Pi's GPIO button, added to its device trees (fdtget, fdtput)
     "device-tree-compiler",
