@@ -165,9 +165,8 @@ fn floods_of_connections_slow_clients_and_huge_lines_leave_every_server_serving(
     );
     wait_for("b reaches a's enrollment port", 30, || {
         let e = enroll.clone();
-        in_ns(&lab.windows[b].ns, move || e.connect().is_some())
-            .then_some(())
-            .map_or(Some("no connection".into()), |_| None)
+        let connected = in_ns(&lab.windows[b].ns, move || e.connect().is_some());
+        (!connected).then(|| "no connection".to_string())
     });
     let ns = lab.windows[b].ns.clone();
     let (worst, grew) = in_ns(&ns, move || {
