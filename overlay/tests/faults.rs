@@ -343,3 +343,150 @@ fn the_overlay_killed_while_writing_leaves_old_or_new_files_and_a_full_disk_lose
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(version_on_disk(&window), v + 1);
 }
+
+/// What window `w` has received in its running call so far.
+#[derive(Debug, Clone, Copy, Default)]
+struct Received {
+    audio: u64,
+    video: u64,
+    concealed_ms: u64,
+    keyframe_requests: u64,
+    lost: i64,
+    call_s: f64,
+}
+
+fn received(lab: &Lab, w: usize) -> Received {
+    let call = live_call(lab, w);
+    let audio = stream(&call, "audio", "recv");
+    let video = stream(&call, "video", "recv");
+    Received {
+        audio: decoded(&call, "audio"),
+        video: decoded(&call, "video"),
+        concealed_ms: audio["concealed_ms"].as_u64().unwrap_or(0),
+        keyframe_requests: video["keyframe_requests"].as_u64().unwrap_or(0),
+        lost: audio["lost"].as_i64().unwrap_or(0) + video["lost"].as_i64().unwrap_or(0),
+        call_s: call["duration_s"].as_f64().unwrap_or(0.0),
+    }
+}
+
+/// Drops `percent` % of the UDP datagrams (WireGuard: media and SIP alike) into and out of
+/// window `w`'s underlay interface, at random (nftables; this kernel has no netem), or none.
+fn loss(lab: &Lab, w: usize, percent: u32) {
+    let ns = &lab.windows[w].ns;
+    let _ = sh(&format!("ip netns exec {ns} nft delete table inet loss"));
+    if percent > 0 {
+        must(&format!(
+            "ip netns exec {ns} nft -f - <<'EOF'\n\
+             table inet loss {{\n\
+               chain in {{ type filter hook input priority -10; policy accept; iifname \"eth0\" meta l4proto udp numgen random mod 100 < {percent} drop; }}\n\
+               chain out {{ type filter hook output priority -10; policy accept; oifname \"eth0\" meta l4proto udp numgen random mod 100 < {percent} drop; }}\n\
+             }}\nEOF"
+        ));
+    }
+}
+
+/// Window `w`'s decoded video frames per second over each block of `block` seconds for
+/// `blocks` blocks (the phone refreshes its counters about once a second: shorter blocks
+/// measure that, not the video), and the last sample.
+fn fps(lab: &Lab, w: usize, block: u64, blocks: u64, from: Received) -> (Vec<f64>, Received) {
+    let mut out = Vec::new();
+    let mut last = from;
+    let start = Instant::now();
+    for n in 1..=blocks {
+        let due = start + Duration::from_secs(block * n);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        let now = received(lab, w);
+        out.push(now.video.saturating_sub(last.video) as f64 / block as f64);
+        last = now;
+    }
+    (out, last)
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// a and b in window mode with VP8 320x240@15 + Opus, open to each other; then 5 % of the
+/// datagrams into and out of b dropped at random for 60 s, then 50 % for 2 s, then none. The
+/// call stays up (the same call all along, never reopened), b's decoder conceals the lost
+/// audio, b asks for keyframes, and b's video comes back to its frame rate.
+#[test]
+fn a_window_stays_open_through_packet_loss_and_its_video_recovers() {
+    let mut lab = Lab::new('9');
+    let a = lab.host("a");
+    let b = lab.host("b");
+    lab.roster_with(&[(a, true, false), (b, true, false)], &[(a, "b"), (b, "a")]);
+    let media = "--video-codecs vp8 --video-size 320x240 --video-fps 15";
+    lab.start_window_mode_with(a, media);
+    lab.start_window_mode_with(b, media);
+    lab.wait_state(a, "open", "b", 60);
+    lab.wait_state(b, "open", "a", 30);
+    decoded_both_ways(&lab, a, b);
+    std::thread::sleep(Duration::from_secs(2));
+
+    let start = received(&lab, b);
+    let (clean, clean_end) = fps(&lab, b, 10, 1, start);
+    loss(&lab, b, 5);
+    let (lossy, lossy_end) = fps(&lab, b, 5, 12, clean_end);
+    loss(&lab, b, 50);
+    let (_, burst_end) = fps(&lab, b, 2, 1, lossy_end);
+    loss(&lab, b, 0);
+    let (after, end) = fps(&lab, b, 5, 3, burst_end);
+
+    let audio_s = |from: Received, to: Received| (to.audio - from.audio) as f64 * 0.02;
+    let fmt = |v: &[f64]| {
+        v.iter()
+            .map(|f| format!("{f:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    eprintln!(
+        "faults: b's decoded video fps (a sends 15): clean {}; 5 % loss for 60 s, by 5 s: {} \
+         (mean {:.1}); after the 2 s of 50 %, by 5 s: {}",
+        fmt(&clean),
+        fmt(&lossy),
+        mean(&lossy),
+        fmt(&after)
+    );
+    eprintln!(
+        "faults: b's audio under 5 % loss: {:.1} s decoded in 60 s, {} ms concealed, {} packets \
+         lost (audio + video); the 2 s of 50 %: {} ms concealed; keyframe requests from b: {} \
+         under 5 %, {} in the burst and after",
+        audio_s(clean_end, lossy_end),
+        lossy_end.concealed_ms - clean_end.concealed_ms,
+        lossy_end.lost - clean_end.lost,
+        burst_end.concealed_ms - lossy_end.concealed_ms,
+        lossy_end.keyframe_requests - clean_end.keyframe_requests,
+        end.keyframe_requests - lossy_end.keyframe_requests
+    );
+
+    // One call all along: established since before the loss, on both sides.
+    let soaked = 10.0 + 60.0 + 2.0 + 15.0;
+    assert!(
+        end.call_s >= start.call_s + soaked - 1.0,
+        "b's call was reopened: {start:?} → {end:?}"
+    );
+    assert_eq!(lab.state(a), ("open".into(), "b".into()));
+    assert!(received(&lab, a).call_s >= soaked, "a's call was reopened");
+    assert!(
+        lossy_end.lost > clean_end.lost,
+        "the loss reached b: {lossy_end:?}"
+    );
+    assert!(
+        lossy_end.concealed_ms > clean_end.concealed_ms,
+        "b concealed lost audio: {clean_end:?} → {lossy_end:?}"
+    );
+    assert!(
+        end.keyframe_requests > clean_end.keyframe_requests,
+        "b asked for keyframes: {end:?}"
+    );
+    // Audio kept coming under 5 % loss, and video is back to most of its rate.
+    assert!(
+        audio_s(clean_end, lossy_end) > 45.0,
+        "audio under loss: {lossy_end:?}"
+    );
+    assert!(
+        after[after.len() - 1] >= 10.0,
+        "video recovered after the loss: {after:?}"
+    );
+}

@@ -98,6 +98,13 @@ pub struct StreamStats {
     /// Video: height of the decoded (recv) or sent (send) picture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
+    /// Video: keyframe requests (RTCP PLI and FIR) we sent the peer (recv) or it sent us
+    /// (send).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyframe_requests: Option<u64>,
+    /// Audio recv: milliseconds of audio the decoder concealed for lost packets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concealed_ms: Option<u64>,
     /// Whether the stream was SRTP.
     #[serde(default)]
     pub srtp: bool,

@@ -17,6 +17,13 @@ pub enum Bench {
     /// Windows behind NAT (namespaces, nftables NAT, wireguard-go): seconds to open directly
     /// and through a relay member, the relay's CPU and the latency it adds.
     Relay,
+    /// Two windows open to each other for N minutes: RSS, FDs, threads and CPU of each side's
+    /// phone, overlay and wireguard-go, every minute.
+    Soak {
+        /// How long the windows stay open.
+        #[arg(long, default_value_t = 60)]
+        minutes: u32,
+    },
     /// ewindow-init: exec → first service started, RSS, idle wake-ups (with and without a
     /// watchdog).
     Init,
@@ -46,8 +53,25 @@ pub fn run(what: Bench) -> Result<()> {
         Bench::Phone => crate::cargo(&["bench", "-p", "ewindow-phone", "--bench", "phone"]),
         Bench::Media => crate::cargo(&["bench", "-p", "ewindow-phone", "--bench", "media"]),
         Bench::Init => crate::cargo(&["bench", "-p", "ewindow-init", "--bench", "init"]),
-        Bench::Relay => crate::cargo(&["bench", "-p", "ewindow-overlay", "--bench", "relay"]),
+        Bench::Relay => lab_bench("relay", &[]),
+        Bench::Soak { minutes } => lab_bench("soak", &["--minutes", &minutes.to_string()]),
         Bench::Boot { target } => crate::qemu::bench(&target),
         Bench::Video { frames, a53_factor } => crate::imagegst::bench_video(frames, a53_factor),
     }
+}
+
+/// A benchmark in the overlay's lab: the phone it runs is built first (release), so a
+/// benchmark never measures a stale binary.
+fn lab_bench(name: &str, args: &[&str]) -> Result<()> {
+    crate::cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "ewindow-phone",
+        "-p",
+        "ewindow-init",
+    ])?;
+    let mut all = vec!["bench", "-p", "ewindow-overlay", "--bench", name, "--"];
+    all.extend_from_slice(args);
+    crate::cargo(&all)
 }

@@ -627,6 +627,16 @@ after = ["overlay"]
         self.procs.retain(|(n, _)| !hit(n));
     }
 
+    /// The process id of window `w`'s process `what` (as [`Lab::spawn`] named it).
+    pub fn pid(&self, w: usize, what: &str) -> u32 {
+        let name = format!("{}:{what}", self.windows[w].name);
+        self.procs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, c)| c.id())
+            .unwrap_or_else(|| panic!("no process {name}"))
+    }
+
     pub fn ctl(&self, w: usize, args: &str) {
         let ctl = workspace_bin("ewindowctl", "ewindow-console");
         must(&format!(
@@ -836,17 +846,7 @@ pub fn ticks(pids: &[u32]) -> u64 {
 /// Per cent of one core each of these processes (window, what it runs) uses over the same
 /// `secs`.
 pub fn cpu(lab: &Lab, procs: &[(usize, &str)], secs: f64) -> Vec<f64> {
-    let pids: Vec<u32> = procs
-        .iter()
-        .map(|(w, what)| {
-            let name = format!("{}:{what}", lab.windows[*w].name);
-            lab.procs
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, c)| c.id())
-                .unwrap_or_else(|| panic!("no process {name}"))
-        })
-        .collect();
+    let pids: Vec<u32> = procs.iter().map(|(w, what)| lab.pid(*w, what)).collect();
     let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()

@@ -275,6 +275,12 @@ pub fn add_receiver(
     let els = codec_elements(cfg.codec);
     let depay = make(els.depayloader)?;
     let dec = make(els.decoder)?;
+    // Packet loss concealment: the jitter buffer reports each lost packet (rtpbin's
+    // `do-lost`), the depayloader turns it into a gap, and the decoder fills the gap with
+    // audio that continues the last frames (Opus's PLC; G.711 repeats) instead of silence.
+    if dec.has_property("plc") {
+        dec.set_property("plc", true);
+    }
     let mut chain = vec![
         depay.clone(),
         dec.clone(),
@@ -309,6 +315,17 @@ pub fn add_receiver(
     let c = counters.clone();
     dec_src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
         c.count_decoded();
+        gst::PadProbeReturn::Ok
+    });
+    let dec_sink = dec.static_pad("sink").context("decoder has no sink pad")?;
+    let c = counters.clone();
+    dec_sink.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        if let Some(gst::PadProbeData::Event(ev)) = &info.data {
+            if let gst::EventView::Gap(gap) = ev.view() {
+                let (_, duration) = gap.get();
+                c.count_concealed(duration.unwrap_or(gst::ClockTime::ZERO));
+            }
+        }
         gst::PadProbeReturn::Ok
     });
     if cfg.latency_marks {

@@ -146,6 +146,8 @@ pub struct VideoStreamConfig {
 pub(crate) struct Counters {
     encoded_in: AtomicU64,
     decoded: AtomicU64,
+    /// Audio the decoder concealed for lost packets, nanoseconds.
+    concealed_ns: AtomicU64,
     first_rtp: OnceLock<Instant>,
     first_decoded: OnceLock<Instant>,
     width: AtomicU32,
@@ -161,6 +163,9 @@ impl Counters {
     fn count_decoded(&self) {
         self.first_decoded.get_or_init(Instant::now);
         self.decoded.fetch_add(1, Ordering::Relaxed);
+    }
+    fn count_concealed(&self, t: gst::ClockTime) {
+        self.concealed_ns.fetch_add(t.nseconds(), Ordering::Relaxed);
     }
 }
 
@@ -355,6 +360,9 @@ impl MediaSession {
         let pipeline = gst::Pipeline::with_name("call");
         let rtpbin = gst::ElementFactory::make("rtpbin")
             .property("latency", latency_ms)
+            // Lost packets become events downstream: audio decoders conceal them, video
+            // depayloaders ask for a keyframe.
+            .property("do-lost", true)
             .build()
             .context("GStreamer element `rtpbin` is missing")?;
         pipeline.add(&rtpbin)?;
@@ -631,6 +639,8 @@ impl MediaSession {
             jitter_ms: theirs.map_or(0.0, |s| ms(s.rb_jitter, s.clock_rate)),
             rtt_ms,
             bitrate_kbps: kbps(ours.map_or(0, |s| s.octets_sent)),
+            keyframe_requests: (media == "video")
+                .then(|| ours.map_or(0, |s| s.recv_pli_count + s.recv_fir_count)),
             srtp,
             ..StreamStats::default()
         };
@@ -646,6 +656,10 @@ impl MediaSession {
             jitter_ms: theirs.map_or(0.0, |s| ms(s.jitter, s.clock_rate)),
             rtt_ms,
             bitrate_kbps: kbps(theirs.map_or(0, |s| s.octets_received)),
+            keyframe_requests: (media == "video")
+                .then(|| theirs.map_or(0, |s| s.sent_pli_count + s.sent_fir_count)),
+            concealed_ms: (media == "audio")
+                .then(|| counters.concealed_ns.load(Ordering::Relaxed) / 1_000_000),
             srtp,
             ..StreamStats::default()
         };
@@ -703,6 +717,10 @@ struct SourceStats {
     rb_packets_lost: i64,
     rb_jitter: u64,
     rb_round_trip: u64,
+    sent_pli_count: u64,
+    sent_fir_count: u64,
+    recv_pli_count: u64,
+    recv_fir_count: u64,
 }
 
 impl SourceStats {
@@ -730,6 +748,12 @@ impl SourceStats {
             rb_packets_lost: i("rb-packetslost"),
             rb_jitter: u("rb-jitter"),
             rb_round_trip: u("rb-round-trip"),
+            // Kept on the source a request is about: the peer's for those we sent, ours for
+            // those we received.
+            sent_pli_count: u("sent-pli-count"),
+            sent_fir_count: u("sent-fir-count"),
+            recv_pli_count: u("recv-pli-count"),
+            recv_fir_count: u("recv-fir-count"),
         }
     }
 }
@@ -763,8 +787,10 @@ mod tests {
             .field("packets-lost", -1i32)
             .field("jitter", 48u32)
             .field("clock-rate", 48_000i32)
+            .field("sent-pli-count", 3u32)
             .build();
         let st = SourceStats::from_structure(&s);
+        assert_eq!(st.sent_pli_count, 3);
         assert_eq!(st.packets_received, 250);
         assert_eq!(st.octets_received, 20_000);
         assert_eq!(st.packets_lost, -1);
