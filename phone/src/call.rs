@@ -269,7 +269,7 @@ pub async fn listen(
         tokio::spawn(m.clone().presence_loop(agent.pinger()?));
     }
     if let Some(path) = control {
-        control::serve(path, members.clone(), None)?;
+        control::serve(path, members.clone(), None, agent.counters())?;
     }
     println!(
         "listening on sip:{}@{} (udp and tcp){}",

@@ -158,6 +158,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        tokio::spawn(crate::memory::trim_forever());
         match cli.cmd {
             Cmd::Listen {
                 sip,

@@ -14,6 +14,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::members::Members;
+use crate::sip::SipCountersFn;
 
 /// A command from the control socket.
 #[derive(Debug)]
@@ -43,7 +44,12 @@ pub struct Handle {
 const MAX_LINE: usize = 64 * 1024;
 
 /// Binds the socket (replacing a stale one) and serves it forever on a task.
-pub fn serve(path: &Path, members: Option<Arc<Members>>, window: Option<Handle>) -> Result<()> {
+pub fn serve(
+    path: &Path,
+    members: Option<Arc<Members>>,
+    window: Option<Handle>,
+    sip: SipCountersFn,
+) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -54,14 +60,21 @@ pub fn serve(path: &Path, members: Option<Arc<Members>>, window: Option<Handle>)
         listener,
         "phone control",
         MAX_CONNECTIONS,
-        move |stream: UnixStream, _| connection(stream, members.clone(), window.clone()),
+        move |stream: UnixStream, _| {
+            connection(stream, members.clone(), window.clone(), sip.clone())
+        },
     ));
     Ok(())
 }
 
 /// One client: request lines, a reply line each; after a subscribe, the status at once and
 /// at every change (each second in a call).
-async fn connection(stream: UnixStream, members: Option<Arc<Members>>, window: Option<Handle>) {
+async fn connection(
+    stream: UnixStream,
+    members: Option<Arc<Members>>,
+    window: Option<Handle>,
+    sip: SipCountersFn,
+) {
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     loop {
@@ -83,7 +96,7 @@ async fn connection(stream: UnixStream, members: Option<Arc<Members>>, window: O
             serde_json::from_str::<Request>(&line),
             Ok(Request::Subscribe)
         );
-        let reply = answer(&line, members.as_deref(), window.as_ref()).await;
+        let reply = answer(&line, members.as_deref(), window.as_ref(), &sip).await;
         if write.write_all(&lines::encode(&reply)).await.is_err() {
             return;
         }
@@ -109,11 +122,23 @@ fn fail(e: String) -> Reply {
     }
 }
 
-async fn answer(line: &str, members: Option<&Members>, window: Option<&Handle>) -> Reply {
+async fn answer(
+    line: &str,
+    members: Option<&Members>,
+    window: Option<&Handle>,
+    sip: &SipCountersFn,
+) -> Reply {
     let req = match serde_json::from_str::<Request>(line) {
         Ok(r) => r,
         Err(e) => return fail(format!("bad request: {e}")),
     };
+    if req == Request::Sip {
+        return Reply {
+            ok: true,
+            sip: Some(sip()),
+            ..Reply::default()
+        };
+    }
     let ok = Reply {
         ok: true,
         ..Reply::default()

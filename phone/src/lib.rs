@@ -5,7 +5,7 @@
 //! Pure logic — [`sdp`] (offer/answer, SDES), [`policy`] (the window policy), [`config`]
 //! (the call configuration), [`board`] (a board's video profile) — does no IO; [`sip`]
 //! (rsipstack), [`media`] (GStreamer), [`call`], [`window`], [`control`], [`members`],
-//! [`netdev`] and [`probe`] are the IO edges. Who uses whom, downwards only: `window` →
+//! [`netdev`], [`probe`] and [`memory`] (freed memory handed back) are the IO edges. Who uses whom, downwards only: `window` →
 //! `call` → `media`/`sip`/`sdp`; `window` and `call` → `control` (the socket and the
 //! window's command vocabulary); `config` is read by all of them.
 
@@ -18,6 +18,7 @@ pub mod control;
 pub mod input;
 pub mod media;
 pub mod members;
+pub mod memory;
 pub mod netdev;
 pub mod policy;
 pub mod probe;

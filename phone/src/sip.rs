@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
+use ewindow_protocol::phone::SipCounters;
+use rsipstack::dialog::dialog::{Dialog, DialogState, DialogStateReceiver, TerminatedReason};
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::dialog::invite_dialog::InviteDialog;
@@ -133,6 +134,9 @@ pub struct SipAgent {
     user: String,
 }
 
+/// Reads the SIP stack's counters (for the control socket's `sip`).
+pub type SipCountersFn = Arc<dyn Fn() -> SipCounters + Send + Sync>;
+
 /// Picks a port free on both UDP and TCP at `ip` (rsipstack advertises port 0 literally).
 fn concrete_port(addr: SocketAddr) -> Result<SocketAddr> {
     if addr.port() != 0 {
@@ -211,6 +215,21 @@ impl SipAgent {
             },
             rx,
         ))
+    }
+
+    /// A reader of the stack's transactions and dialogs, for the control socket.
+    pub fn counters(&self) -> SipCountersFn {
+        let inner = self.endpoint.inner.clone();
+        let layer = self.layer.clone();
+        Arc::new(move || {
+            let stats = inner.get_stats();
+            SipCounters {
+                transactions: stats.running_transactions as u64,
+                finished_transactions: stats.finished_transactions as u64,
+                waiting_ack: stats.waiting_ack as u64,
+                dialogs: layer.len() as u64,
+            }
+        })
     }
 
     /// The address we listen on (UDP and TCP).
@@ -557,6 +576,15 @@ impl Call {
     }
 }
 
+impl Drop for Call {
+    /// The dialog leaves the stack with its call, however the call ended: a call given up
+    /// (an RTP timeout whose BYE got no answer, a caller that never sent its ACK) would
+    /// otherwise stay in the dialog layer for good.
+    fn drop(&mut self) {
+        self.layer.remove_dialog(&self.dialog.id());
+    }
+}
+
 /// A `Warning` header value: `CODE ewindow "TEXT"`, the text made a valid quoted string.
 fn warning_value(code: u16, text: &str) -> String {
     let quoted: String = text
@@ -677,6 +705,14 @@ async fn serve_incoming(
             .is_some();
         if in_dialog {
             match dialogs.match_dialog(&tx) {
+                Some(Dialog::Invite(d)) if req.method == Method::Bye && unanswered_callee(&d) => {
+                    // A BYE before our 200 (RFC 3261 15.1.2): the stack ends the dialog and
+                    // answers the BYE but leaves the INVITE without a final response, its
+                    // transaction retransmitting 180 until it times out. End the INVITE
+                    // with 487 first, then answer the BYE.
+                    let _ = d.reject(Some(StatusCode::RequestTerminated), None);
+                    let _ = tx.reply(StatusCode::OK).await;
+                }
                 Some(mut d) => {
                     tokio::spawn(async move {
                         let _ = d.handle(&mut tx).await;
@@ -744,6 +780,15 @@ async fn serve_incoming(
             }
         }
     }
+}
+
+/// An INVITE we received and have not answered with a final response yet.
+fn unanswered_callee(d: &InviteDialog) -> bool {
+    d.role() == rsipstack::transaction::key::TransactionRole::Server
+        && matches!(
+            d.state(),
+            DialogState::Calling(_) | DialogState::Trying(_) | DialogState::Early(..)
+        )
 }
 
 /// A response to a request the guard refuses, built from whatever of its headers are usable.

@@ -126,6 +126,7 @@ pub async fn run(
                 commands: cmd_tx,
                 status: status_rx,
             }),
+            agent.counters(),
         )?;
     }
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;

@@ -12,6 +12,8 @@
 //! ← {"ok":true}
 //! ← {"window":"fablab-lyon","state":{"kind":"open","peer":"fablab-nantes"},…}   (a status line
 //!    at once, then on every change and each second during a call)
+//! → {"cmd":"sip"}
+//! ← {"ok":true,"sip":{"transactions":0,"finished_transactions":2,"waiting_ack":0,"dialogs":1}}
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -46,6 +48,22 @@ pub enum Request {
     /// Reply `ok`, then a [`PhoneStatus`] line at once, on every change and each second
     /// during a call.
     Subscribe,
+    /// The SIP stack's transactions and dialogs now (what a leak would grow).
+    Sip,
+}
+
+/// The SIP stack's state at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct SipCounters {
+    /// Transactions running (waiting for a response, retransmitting, waiting for an ACK).
+    pub transactions: u64,
+    /// Ended transactions kept to absorb late retransmissions.
+    pub finished_transactions: u64,
+    /// Answered INVITEs waiting for their ACK.
+    pub waiting_ack: u64,
+    /// Dialogs (calls, early or confirmed).
+    pub dialogs: u64,
 }
 
 /// The reply to one request.
@@ -63,6 +81,9 @@ pub struct Reply {
     /// The answer to `status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<PhoneStatus>,
+    /// The answer to `sip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip: Option<SipCounters>,
 }
 
 /// What the window shows and does.
