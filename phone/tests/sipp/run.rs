@@ -95,8 +95,7 @@ impl Sipp<'_> {
 fn last_count(screen: &str, row: &str) -> u64 {
     screen
         .lines()
-        .filter(|l| l.trim_start().starts_with(row))
-        .next_back()
+        .rfind(|l| l.trim_start().starts_with(row))
         .and_then(|l| l.rsplit('|').next())
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
