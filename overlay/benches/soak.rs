@@ -27,19 +27,10 @@ struct Sample {
 }
 
 fn sample(pid: u32) -> Sample {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
     Sample {
-        rss_kb: field("VmRSS:"),
+        rss_kb: proc_status(pid, "VmRSS:"),
         fds: fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count()),
-        threads: field("Threads:"),
+        threads: proc_status(pid, "Threads:"),
         ticks: ticks(&[pid]),
     }
 }

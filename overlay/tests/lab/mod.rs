@@ -827,6 +827,17 @@ pub fn udp_rtt_ms(lab: &Lab, from: usize, to: usize) -> f64 {
     rtts[rtts.len() / 2]
 }
 
+/// A number field of `/proc/PID/status` (`VmRSS:`, `VmHWM:` in KiB, `Threads:`), 0 if gone.
+pub fn proc_status(pid: u32, field: &str) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Ticks (user + system) of these processes.
 pub fn ticks(pids: &[u32]) -> u64 {
     pids.iter()
