@@ -104,15 +104,19 @@ fn ssh_takes_the_listed_key_and_nothing_else() {
     let script = format!(
         "set -e; mkdir -p /root/.ssh /etc/dropbear; mount --bind {d}/ssh /root/.ssh; \
          mount --bind {d}/dropbear /etc/dropbear; \
-         {exec} & \
+         {exec} >{d}/dropbear.log 2>&1 & \
          for i in $(seq 50); do [ -s /etc/dropbear/dropbear_ed25519_host_key ] || sleep 0.1; done; sleep 0.3; \
          echo member: $(dbclient -y -i {d}/member -p 2222 root@127.0.0.1 'echo in-$((6*7))' </dev/null 2>&1 | tail -1); \
          echo stranger: $(dbclient -y -i {d}/stranger -p 2222 root@127.0.0.1 'echo in' </dev/null 2>&1 | tail -1); \
          kill $!",
         exec = exec.join(" ")
     );
+    // dropbear's output goes to a file, and whatever still runs in the namespace is killed
+    // before it goes: once a dropbear outlived `kill $!` (a connection's child, or the
+    // kill racing its start-up) and, holding this test's stdout pipe, hung it for good.
     let (_, out) = sh(&format!(
-        "ip netns add {ns} && ip -n {ns} link set lo up && ip netns exec {ns} unshare --mount sh -c \"{}\"; ip netns del {ns}",
+        "ip netns add {ns} && ip -n {ns} link set lo up && ip netns exec {ns} unshare --mount sh -c \"{}\"; \
+         ip netns pids {ns} | xargs -r kill -9; ip netns del {ns}; cat {d}/dropbear.log",
         script.replace('"', "\\\"").replace('$', "\\$")
     ));
     let member = out.lines().find(|l| l.starts_with("member:")).unwrap_or("");
