@@ -5,7 +5,7 @@
 //! Once they are freed, glibc keeps the freed pages in its per-thread arenas, so the phone's
 //! RSS stayed at the burst's high-water mark for good: measured with 4,000 plain-RTP INVITEs
 //! at 200/s against `listen`, 17.3 → 45.6 MB, still 44.5 MB with every transaction gone, and
-//! 21.6 MB after one `malloc_trim(0)`. Further bursts reused that memory (+1.0, +0.6 MB): a
+//! 21.6 MB after one `malloc_trim(0)`. Further bursts reused that memory (+1.0, +0.7 MB): a
 //! high-water mark, not a leak. Once a minute the phone gives it back.
 
 use std::time::Duration;
@@ -24,7 +24,7 @@ pub async fn trim_forever() {
 }
 
 /// Returns the allocator's free pages to the system (glibc; elsewhere nothing to do).
-pub fn trim() {
+fn trim() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim takes no pointers and only touches the allocator's own state,
     // under the allocator's locks.
